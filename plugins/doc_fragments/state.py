@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # Options every journalled step takes (see plugins/module_utils/journal.py).
+    DOCUMENTATION = r"""
+options:
+  state_dir:
+    description:
+      - The migration's state directory on the host that runs the module. Each step records there
+        its status, timings, input fingerprint, progress, counts and error.
+      - Use one state directory per migration; M(ferry.migrate.migration_status) reads it.
+      - A step already complete with the same inputs is skipped and reports no change.
+    type: path
+    default: ~/.ferry-migrate/state
+  step:
+    description:
+      - The name under which this step is recorded in O(state_dir). Give distinct names to two runs
+        of the same module in one migration.
+      - When not set, the module's short name (for example C(bundle_check)).
+      - Letters, digits, C(.), C(_) and C(-).
+    type: str
+  force:
+    description:
+      - Run the step again even if it is recorded as complete with the same inputs.
+    type: bool
+    default: false
+"""

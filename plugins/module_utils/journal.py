@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The step journal: what each step of a migration did, so reruns skip, resume or restart cleanly.
+
+A migration has a state directory. Each step owns ``steps/<name>.json`` (its record, rewritten
+atomically) and ``steps/<name>.lock`` (an flock held while the step runs). A record says
+``running`` / ``complete`` / ``failed``; a ``running`` record whose lock nobody holds belongs to a
+killed run and is reported as ``interrupted``.
+
+Decisions for a step about to run (:meth:`Step.decide`):
+
+* ``skip``    -- complete with the same input fingerprint: nothing to do, ``changed: false``;
+* ``resume``  -- interrupted or failed with the same fingerprint: the step may continue from its
+  checkpoint;
+* ``run``     -- never ran, inputs changed, or ``force``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+    FerryError,
+    atomic_write_json,
+    read_json,
+)
+
+RUNNING = "running"
+COMPLETE = "complete"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+
+SKIP = "skip"
+RESUME = "resume"
+RUN = "run"
+
+_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Progress is written at most this often: a hot loop must not turn into a stream of fsyncs.
+PROGRESS_INTERVAL = 1.0
+
+
+def state_argument_spec():
+    """The options of the ``ferry.migrate.state`` doc fragment, for a module's argument spec."""
+    return dict(
+        state_dir=dict(type="path", default="~/.ferry-migrate/state"),
+        step=dict(type="str"),
+        force=dict(type="bool", default=False),
+    )
+
+
+def fingerprint(value):
+    """A stable digest of a step's inputs (any JSON-serialisable value)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _now():
+    return time.time()
+
+
+def _iso(epoch):
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+class Journal:
+    """The state directory of one migration."""
+
+    def __init__(self, state_dir, create=True):
+        self.state_dir = os.path.abspath(os.path.expanduser(state_dir))
+        self.steps_dir = os.path.join(self.state_dir, "steps")
+        if create:
+            try:
+                os.makedirs(self.steps_dir, exist_ok=True)
+            except OSError as exc:
+                raise FerryError("cannot create state directory %s: %s" % (self.steps_dir, exc.strerror))
+
+    def step(self, name):
+        return Step(self, name)
+
+    def records(self):
+        """Every step's record, with ``interrupted`` detected, oldest start first."""
+        if not os.path.isdir(self.steps_dir):
+            return []
+        records = []
+        for entry in sorted(os.listdir(self.steps_dir)):
+            if entry.endswith(".json") and not entry.startswith("."):
+                record = self.step(entry[:-5]).record()
+                if record is not None:
+                    records.append(record)
+        records.sort(key=lambda rec: (rec.get("started_epoch") or 0, rec["name"]))
+        return records
+
+
+class Step:
+    """One step's record and lock."""
+
+    def __init__(self, journal, name):
+        if not _STEP_NAME.match(name or ""):
+            raise FerryError("invalid step name %r: use letters, digits, '.', '_' and '-'" % (name,))
+        self.journal = journal
+        self.name = name
+        self.path = os.path.join(journal.steps_dir, name + ".json")
+        self.lock_path = os.path.join(journal.steps_dir, name + ".lock")
+        self._lock_fd = None
+        self._record = None
+        self._last_progress_write = 0.0
+
+    # -- reading ---------------------------------------------------------------------------
+    def record(self):
+        """The stored record; a ``running`` one nobody holds the lock of is ``interrupted``."""
+        record = read_json(self.path)
+        if record is None:
+            return None
+        if record.get("status") == RUNNING and self._lock_fd is None and not self._locked_elsewhere():
+            record["status"] = INTERRUPTED
+        return record
+
+    def decide(self, fingerprint_value, force=False):
+        """``skip``, ``resume`` or ``run`` for a step with these inputs (see the module docstring)."""
+        record = self.record()
+        if force or record is None or record.get("fingerprint") != fingerprint_value:
+            return RUN
+        status = record.get("status")
+        if status == COMPLETE:
+            return SKIP
+        if status == RUNNING:
+            raise FerryError(self._busy_message(record))
+        return RESUME
+
+    def checkpoint(self):
+        """The checkpoint the last run left (resume data), or None."""
+        record = read_json(self.path) or {}
+        return record.get("checkpoint")
+
+    # -- running ---------------------------------------------------------------------------
+    def begin(self, fingerprint_value, resume=False, total=None, unit=None):
+        """Take the step's lock and record it as running. Raises if another run holds it."""
+        self._acquire_lock()
+        previous = read_json(self.path) or {}
+        now = _now()
+        self._record = {
+            "name": self.name,
+            "status": RUNNING,
+            "fingerprint": fingerprint_value,
+            "started": _iso(now),
+            "started_epoch": now,
+            "ended": None,
+            "ended_epoch": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "attempt": int(previous.get("attempt") or 0) + 1,
+            "resumed": bool(resume),
+            "progress": {"done": 0, "total": total, "unit": unit},
+            "counts": {},
+            "checkpoint": previous.get("checkpoint") if resume else None,
+            "error": None,
+            "result": None,
+        }
+        self._write()
+        return self
+
+    def progress(self, done, total=None, unit=None, flush=False):
+        progress = self._record["progress"]
+        progress["done"] = done
+        if total is not None:
+            progress["total"] = total
+        if unit is not None:
+            progress["unit"] = unit
+        now = _now()
+        if flush or now - self._last_progress_write >= PROGRESS_INTERVAL:
+            self._write()
+
+    def save_checkpoint(self, data):
+        """Store resume data now (callers pass small dicts: offsets, names of finished parts)."""
+        self._record["checkpoint"] = data
+        self._write()
+
+    def complete(self, counts=None, result=None):
+        self._finish(COMPLETE, counts=counts, result=result)
+
+    def fail(self, error, counts=None):
+        self._finish(FAILED, counts=counts, error=str(error))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, _tb):
+        if self._record is not None and self._record["status"] == RUNNING:
+            if exc is None:
+                self.complete()
+            elif isinstance(exc, Exception):
+                self.fail(exc)
+            # KeyboardInterrupt / SystemExit: leave "running"; the released lock makes it interrupted.
+        self._release_lock()
+        return False
+
+    # -- internals -------------------------------------------------------------------------
+    def _finish(self, status, counts=None, result=None, error=None):
+        now = _now()
+        self._record.update(status=status, ended=_iso(now), ended_epoch=now, error=error)
+        if counts:
+            self._record["counts"].update(counts)
+        if result is not None:
+            self._record["result"] = result
+        if status == COMPLETE:
+            total = self._record["progress"].get("total")
+            if total is not None:
+                self._record["progress"]["done"] = total
+            self._record["checkpoint"] = None
+        self._write()
+        self._release_lock()
+
+    def _write(self):
+        self._last_progress_write = _now()
+        atomic_write_json(self.path, self._record)
+
+    def _acquire_lock(self):
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise FerryError(self._busy_message(read_json(self.path) or {}))
+            raise
+        self._lock_fd = fd
+
+    def _release_lock(self):
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _locked_elsewhere(self):
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _busy_message(self, record):
+        return "step %s is already running (pid %s on %s, started %s)" % (
+            self.name, record.get("pid", "?"), record.get("host", "?"), record.get("started", "?"))
+
+
+def describe(record, now=None):
+    """A status row for humans and for ``migration_status``: durations, rates, percentages."""
+    now = _now() if now is None else now
+    started = record.get("started_epoch")
+    ended = record.get("ended_epoch")
+    elapsed = None
+    if started is not None:
+        elapsed = (ended if ended is not None else now) - started
+        if record.get("status") == INTERRUPTED:
+            elapsed = None
+    progress = dict(record.get("progress") or {})
+    done, total = progress.get("done"), progress.get("total")
+    progress["percent"] = round(100.0 * done / total, 1) if total and done is not None else None
+    progress["rate_per_s"] = round(done / elapsed, 1) if elapsed and done else None
+    return {
+        "name": record.get("name"),
+        "status": record.get("status"),
+        "started": record.get("started"),
+        "ended": record.get("ended"),
+        "elapsed_s": round(elapsed, 3) if elapsed is not None else None,
+        "attempt": record.get("attempt"),
+        "resumed": record.get("resumed"),
+        "host": record.get("host"),
+        "pid": record.get("pid"),
+        "progress": progress,
+        "counts": record.get("counts") or {},
+        "error": record.get("error"),
+        "fingerprint": record.get("fingerprint"),
+    }
+
+
+def format_table(rows):
+    """A fixed-width table of step rows, one line per step, for a playbook's debug output."""
+    header = ("STEP", "STATUS", "PROGRESS", "ELAPSED", "COUNTS / ERROR")
+    lines = [header]
+    for row in rows:
+        detail = row["error"] or ", ".join("%s=%s" % item for item in sorted(row["counts"].items()))
+        lines.append((row["name"], row["status"], _progress_text(row["progress"]),
+                      _elapsed_text(row["elapsed_s"]), detail or "-"))
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header) - 1)]
+    out = []
+    for line in lines:
+        cells = [str(cell).ljust(width) for cell, width in zip(line, widths)]
+        out.append("  ".join(cells + [str(line[-1])]).rstrip())
+    return "\n".join(out)
+
+
+def _progress_text(progress):
+    done, total, unit = progress.get("done"), progress.get("total"), progress.get("unit") or ""
+    if done is None:
+        return "-"
+    if total:
+        return "%s/%s %s (%.1f%%)" % (done, total, unit, progress["percent"])
+    return ("%s %s" % (done, unit)).strip()
+
+
+def _elapsed_text(seconds):
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return "%d:%02d:%02d" % (hours, minutes, secs)

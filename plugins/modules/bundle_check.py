@@ -1,0 +1,264 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: bundle_check
+short_description: Verify and safely extract a Zenoss 4 export bundle
+version_added: 0.1.0
+description:
+  - The C(check) step of a Zenoss 4 to 5 migration. Reads the tar written by Zenoss' C(export4) once,
+    front to back, and in that single pass
+    verifies the full md5 of the inner C(zenbackup_*.tgz) against C(backup.md5), checks the gzip
+    streams (CRC and length), checks the required members (C(zodb.sql.gz), C(ZenPacks.tar),
+    C(dmd_uuid.txt)) and the optional ones (C(zep.sql.gz), C(zep.tar), C(zencatalogservice.tar),
+    exactly one of C(perf.tar) and C(perf.tar.gz), C(rrdpath.map), C(componentList.txt), C(flexera/),
+    remote collectors' C(*-perf-backup-*.tgz)), and extracts everything.
+  - "The result lands in O(dest)/<bundle name without .tar>/: C(zenbackup/) (dumps and index archives
+    as they are), C(perf/) (the RRD tree of the main collector), C(collectors/<hub>-<collector>/perf/)
+    (remote collectors' RRD trees), C(flexera/), C(backup.md5), C(dmd_uuid.txt), C(componentList.txt),
+    C(rrdpath.map), and C(.ferry-bundle.json), the inventory."
+  - Extraction is safe. Members with absolute paths or C(..), links leading outside the destination,
+    paths through a symlink, device files and FIFOs are refused; setuid, setgid and sticky bits are
+    dropped; owners are not restored.
+  - All work happens in a hidden temporary directory inside O(dest) that is renamed into place only
+    when every check has passed, so a failure or a kill never leaves a half-extracted tree; the next
+    run removes what a killed run left.
+  - A second run on the same bundle (same path, size and modification time) with the same options
+    changes nothing and returns the stored inventory.
+author:
+  - ferry.migrate contributors
+extends_documentation_fragment:
+  - ferry.migrate.state
+options:
+  path:
+    description:
+      - The export bundle, for example C(4x-export-20240101-120000.tar), on the host that runs the module.
+    type: path
+    required: true
+  dest:
+    description:
+      - Directory that receives the extracted bundle, in a subdirectory named after the bundle.
+      - Created if missing.
+    type: path
+    required: true
+  allow_missing_checksum:
+    description:
+      - Accept a bundle without C(backup.md5); the archive is then extracted unverified and a warning
+        is returned. A present but wrong checksum always fails.
+    type: bool
+    default: false
+  verify_dumps:
+    description:
+      - Inflate the C(*.sql.gz) dumps while writing them, so a corrupt dump fails now instead of
+        half-way through a database import.
+    type: bool
+    default: true
+  min_free_mb:
+    description:
+      - Space in MiB that must stay free on the file system of O(dest). Checked before extraction starts
+        and before each file is written; the step fails rather than fill the disk.
+    type: int
+    default: 64
+attributes:
+  check_mode:
+    support: full
+    details: Reads and verifies the whole bundle (checksums, gzip streams, members, link targets) without
+      writing anything.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - Reading is one pass over the bundle; the inner archive is never written to disk as a whole.
+  - Progress (bytes read of the bundle) is visible with M(ferry.migrate.migration_status) while the
+    step runs, for example when the task runs with C(async).
+seealso:
+  - module: ferry.migrate.migration_status
+"""
+
+EXAMPLES = r"""
+- name: Check and extract the Zenoss 4 export
+  ferry.migrate.bundle_check:
+    path: /srv/import4/4x-export-20240101-120000.tar
+    dest: /srv/import4/extracted
+    state_dir: /srv/import4/state
+  register: bundle
+
+- name: Show what the bundle holds
+  ansible.builtin.debug:
+    msg: "tenant {{ bundle.inventory.dmd_uuid }}: {{ bundle.inventory.rrd_files }} RRD files"
+
+- name: Only verify (nothing is written)
+  ferry.migrate.bundle_check:
+    path: /srv/import4/4x-export-20240101-120000.tar
+    dest: /srv/import4/extracted
+  check_mode: true
+
+- name: Accept an old bundle exported without backup.md5
+  ferry.migrate.bundle_check:
+    path: /srv/import4/old-export.tar
+    dest: /srv/import4/extracted
+    allow_missing_checksum: true
+"""
+
+RETURN = r"""
+extracted_path:
+  description: Directory holding the extracted bundle (in check mode, where it would be).
+  returned: always
+  type: str
+  sample: /srv/import4/extracted/4x-export-20240101-120000
+decision:
+  description: What the step journal decided; C(run) (new or changed inputs, or O(force)),
+    C(resume) (after a killed or failed run; extraction restarts cleanly) or C(skip) (already complete).
+  returned: always
+  type: str
+  sample: run
+inventory:
+  description: What the bundle holds.
+  returned: success
+  type: dict
+  contains:
+    dmd_uuid:
+      description: The source instance UUID (trailing newline removed).
+      returned: success
+      type: str
+      sample: 7f0c3e61-1b7e-4a51-9d5e-0a8f4a2f4b11
+    tgz:
+      description: The inner archive, its size, computed and expected md5 and whether they matched.
+      returned: success
+      type: dict
+      sample: {"name": "zenbackup_20240101-120000.tgz", "size": 1048576, "md5": "0123456789abcdef0123456789abcdef",
+               "md5_expected": "0123456789abcdef0123456789abcdef", "md5_verified": true, "uncompressed_size": 3145728}
+    outer_members:
+      description: Top-level members of the bundle with their sizes (directories' entries included).
+      returned: success
+      type: list
+      elements: dict
+    members:
+      description: Top-level files of C(zenbackup/) with their sizes.
+      returned: success
+      type: list
+      elements: dict
+      sample: [{"name": "zodb.sql.gz", "size": 123456}, {"name": "ZenPacks.tar", "size": 20480}]
+    optional:
+      description: Which optional parts exist; C(perf) names the perf archive found, if any.
+      returned: success
+      type: dict
+      sample: {"zep.sql.gz": true, "zep.tar": true, "zencatalogservice.tar": false, "perf": "perf.tar.gz",
+               "rrdpath.map": true, "componentList.txt": true, "flexera": false, "remote_collectors": 1}
+    rrd_files:
+      description: Number of RRD files, main and remote collectors together.
+      returned: success
+      type: int
+      sample: 1200
+    perf:
+      description: The main perf archive, its number of files, RRD files and bytes.
+      returned: success
+      type: dict
+    remote_collectors:
+      description: One entry per remote collector archive, with its RRD count.
+      returned: success
+      type: list
+      elements: dict
+    components:
+      description: Lines in C(componentList.txt), or null when absent.
+      returned: success
+      type: int
+    warnings:
+      description: Non-fatal findings (also returned as Ansible warnings).
+      returned: success
+      type: list
+      elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+    SKIP,
+    Journal,
+    fingerprint,
+    state_argument_spec,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.zenoss_bundle import (
+    BundleChecker,
+    bundle_identity,
+    extraction_dir,
+    read_manifest,
+)
+
+
+def check_bundle(params, check_mode):
+    target = extraction_dir(params["path"], params["dest"])
+    identity = bundle_identity(params["path"])
+    inputs = fingerprint({
+        "bundle": identity,
+        "target": target,
+        "allow_missing_checksum": params["allow_missing_checksum"],
+        "verify_dumps": params["verify_dumps"],
+    })
+    journal = Journal(params["state_dir"], create=not check_mode)
+    step = journal.step(params["step"] or "bundle_check")
+    decision = step.decide(inputs, params["force"])
+    result = {"extracted_path": target, "decision": decision}
+    if decision == SKIP:
+        manifest = read_manifest(target)
+        if manifest and manifest.get("bundle") == identity:
+            result.update(changed=False, inventory=manifest)
+            return result
+        decision = result["decision"] = "run"  # the extracted tree was removed or replaced
+    checker = BundleChecker(
+        params["path"], params["dest"],
+        allow_missing_checksum=params["allow_missing_checksum"],
+        verify_dumps=params["verify_dumps"],
+        dry_run=check_mode,
+        min_free=params["min_free_mb"] << 20,
+        progress=None if check_mode else (lambda done, total: step.progress(done, total, "bytes")),
+    )
+    if check_mode:
+        result.update(changed=True, inventory=checker.run())
+        return result
+    with step.begin(inputs, resume=decision == "resume", unit="bytes"):
+        inventory = checker.run()
+        step.complete(counts=_counts(inventory), result={"extracted_path": target, "dmd_uuid": inventory["dmd_uuid"],
+                                                          "md5": inventory["tgz"]["md5"]})
+    result.update(changed=True, inventory=inventory)
+    return result
+
+
+def _counts(inventory):
+    return {
+        "rrd_files": inventory["rrd_files"],
+        "members": len(inventory["members"]),
+        "bytes": inventory["bundle"]["size"],
+        "warnings": len(inventory["warnings"]),
+    }
+
+
+def main():
+    argument_spec = dict(
+        path=dict(type="path", required=True),
+        dest=dict(type="path", required=True),
+        allow_missing_checksum=dict(type="bool", default=False),
+        verify_dumps=dict(type="bool", default=True),
+        min_free_mb=dict(type="int", default=64),
+    )
+    argument_spec.update(state_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        result = check_bundle(module.params, module.check_mode)
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.get("inventory", {}).get("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

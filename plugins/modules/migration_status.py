@@ -1,0 +1,191 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: migration_status
+short_description: Report the status of every step of a migration
+version_added: 0.1.0
+description:
+  - Reads a migration's state directory and returns each recorded step with its status
+    (C(running), C(complete), C(failed), or C(interrupted) for a step whose run was killed),
+    progress, counts, timings and error, plus a readable table.
+  - Safe to run at any time, also while steps run (for example to follow an C(async) task).
+  - Never changes anything.
+author:
+  - ferry.migrate contributors
+options:
+  state_dir:
+    description:
+      - The migration's state directory, as given to the steps' O(ferry.migrate.bundle_check#module:state_dir).
+    type: path
+    default: ~/.ferry-migrate/state
+  steps:
+    description:
+      - Only report these steps. Steps named here that never ran are reported as C(pending).
+    type: list
+    elements: str
+    default: []
+  fail_on:
+    description:
+      - Fail the task if any reported step has one of these statuses (for example to stop a workflow
+        after a failed step).
+    type: list
+    elements: str
+    choices: [failed, interrupted, running, pending]
+    default: []
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+seealso:
+  - module: ferry.migrate.bundle_check
+"""
+
+EXAMPLES = r"""
+- name: Show the migration's progress
+  ferry.migrate.migration_status:
+    state_dir: /srv/import4/state
+  register: status
+
+- name: Print the table
+  ansible.builtin.debug:
+    msg: "{{ status.table.splitlines() }}"
+
+- name: Stop if a step failed or was interrupted
+  ferry.migrate.migration_status:
+    state_dir: /srv/import4/state
+    steps: [bundle_check]
+    fail_on: [failed, interrupted, pending]
+"""
+
+RETURN = r"""
+steps:
+  description: One entry per step, oldest start first.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Step name.
+      type: str
+      returned: always
+      sample: bundle_check
+    status:
+      description: C(pending), C(running), C(complete), C(failed) or C(interrupted).
+      type: str
+      returned: always
+      sample: complete
+    started:
+      description: Start time (UTC, ISO 8601).
+      type: str
+      returned: always
+    ended:
+      description: End time (UTC, ISO 8601), null while running.
+      type: str
+      returned: always
+    elapsed_s:
+      description: Duration in seconds (up to now while running).
+      type: float
+      returned: always
+    attempt:
+      description: How many times the step has started.
+      type: int
+      returned: always
+    progress:
+      description: Done, total, unit, percent and rate per second.
+      type: dict
+      returned: always
+      sample: {"done": 524288000, "total": 1048576000, "unit": "bytes", "percent": 50.0, "rate_per_s": 210000000.0}
+    counts:
+      description: What the step counted (files, rows, points...).
+      type: dict
+      returned: always
+    error:
+      description: Why the step failed, null otherwise.
+      type: str
+      returned: always
+summary:
+  description: Number of steps per status.
+  returned: always
+  type: dict
+  sample: {"complete": 3, "failed": 1}
+complete:
+  description: True when every reported step is complete.
+  returned: always
+  type: bool
+table:
+  description: A fixed-width table of the steps, one line each.
+  returned: always
+  type: str
+  sample: |-
+    STEP          STATUS    PROGRESS                         ELAPSED  COUNTS / ERROR
+    bundle_check  complete  1048576000/1048576000 bytes (100.0%)  0:00:05  bytes=1048576000, rrd_files=1200
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+    Journal,
+    describe,
+    format_table,
+)
+
+
+def collect(state_dir, only):
+    rows = [describe(record) for record in Journal(state_dir, create=False).records()]
+    if only:
+        by_name = dict((row["name"], row) for row in rows)
+        rows = [by_name.get(name) or _pending(name) for name in only]
+    summary = {}
+    for row in rows:
+        summary[row["status"]] = summary.get(row["status"], 0) + 1
+    return {
+        "steps": rows,
+        "summary": summary,
+        "complete": bool(rows) and all(row["status"] == "complete" for row in rows),
+        "table": format_table(rows),
+    }
+
+
+def _pending(name):
+    return {"name": name, "status": "pending", "started": None, "ended": None, "elapsed_s": None,
+            "attempt": 0, "resumed": False, "host": None, "pid": None,
+            "progress": {"done": None, "total": None, "unit": None, "percent": None, "rate_per_s": None},
+            "counts": {}, "error": None, "fingerprint": None}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            state_dir=dict(type="path", default="~/.ferry-migrate/state"),
+            steps=dict(type="list", elements="str", default=[]),
+            fail_on=dict(type="list", elements="str", default=[],
+                         choices=["failed", "interrupted", "running", "pending"]),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = collect(module.params["state_dir"], module.params["steps"])
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    bad = [row for row in result["steps"] if row["status"] in module.params["fail_on"]]
+    if bad:
+        module.fail_json(msg="; ".join("step %s is %s%s" % (row["name"], row["status"],
+                                                            ": %s" % row["error"] if row["error"] else "")
+                                       for row in bad), changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
