@@ -215,8 +215,11 @@ class SafeExtractor:
         if member.isdir():
             self._make_dir(relative, member)
         elif member.isreg():
-            source = tar.extractfile(member)
-            self.write_file(relative, source, member.size, _safe_mode(member.mode), member.mtime, progress)
+            try:
+                source = tar.extractfile(member)
+                self.write_file(relative, source, member.size, _safe_mode(member.mode), member.mtime, progress)
+            except (tarfile.TarError, EOFError) as exc:
+                raise FerryError("%s: truncated or corrupt in member %r (%s)" % (archive, member.name, exc))
         elif member.issym():
             self._make_symlink(relative, member, archive)
         elif member.islnk():
