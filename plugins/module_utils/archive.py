@@ -151,6 +151,24 @@ class GzipCheckingReader:
         return data
 
 
+class MemberReader:
+    """A member's data; a short read becomes an error naming the archive that is cut short."""
+
+    def __init__(self, tar, member, archive):
+        self._raw = tar.extractfile(member)
+        self._what = "%s is truncated or corrupt: member %s ends early" % (archive, member.name)
+
+    def read(self, size=-1):
+        try:
+            return self._raw.read(size)
+        except (tarfile.TarError, EOFError) as exc:
+            raise FerryError("%s (%s)" % (self._what, exc))
+
+
+def open_member(tar, member, archive):
+    return MemberReader(tar, member, archive)
+
+
 def open_tar_stream(fileobj, name):
     """A forward-only tar reader over ``fileobj`` (any object with ``read``)."""
     try:
@@ -215,11 +233,8 @@ class SafeExtractor:
         if member.isdir():
             self._make_dir(relative, member)
         elif member.isreg():
-            try:
-                source = tar.extractfile(member)
-                self.write_file(relative, source, member.size, _safe_mode(member.mode), member.mtime, progress)
-            except (tarfile.TarError, EOFError) as exc:
-                raise FerryError("%s: truncated or corrupt in member %r (%s)" % (archive, member.name, exc))
+            source = open_member(tar, member, archive)
+            self.write_file(relative, source, member.size, _safe_mode(member.mode), member.mtime, progress)
         elif member.issym():
             self._make_symlink(relative, member, archive)
         elif member.islnk():

@@ -35,6 +35,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.archive import (
     SafeExtractor,
     iter_members,
     member_path,
+    open_member,
     open_tar_stream,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.common import (
@@ -173,7 +174,7 @@ class BundleChecker:
         if self._tgz is not None:
             raise FerryError("%s holds more than one zenbackup_*.tgz (%s and %s)"
                              % (self.bundle_name, self._tgz["name"], name))
-        hashed = HashingReader(outer.extractfile(member))
+        hashed = HashingReader(open_member(outer, member, self.bundle_name))
         inflated = GzipReader(hashed, name)
         self._tgz = {"name": name, "size": member.size}
         inner = open_tar_stream(inflated, name)
@@ -188,7 +189,7 @@ class BundleChecker:
         self._tgz.update(md5=hashed.hexdigest(), uncompressed_size=inflated.bytes_out)
 
     def _read_collector(self, outer, member, collector):
-        inflated = GzipReader(outer.extractfile(member), member.name)
+        inflated = GzipReader(open_member(outer, member, self.bundle_name), member.name)
         tar = open_tar_stream(inflated, member.name)
         counts = self._collectors.setdefault(collector, {"archive": member.name, "rrd_files": 0, "files": 0})
         under = "collectors/" + collector
@@ -206,7 +207,7 @@ class BundleChecker:
         if member.isreg() and base in PERF_ARCHIVES:
             self._read_perf(tar, member, archive, base)
         elif member.isreg() and base.endswith(".sql.gz") and self.verify_dumps:
-            self._write_checked_dump(tar, member, relative)
+            self._write_checked_dump(tar, member, archive, relative)
         else:
             self._extract(tar, member, archive)
         if member.isreg() and "/" not in base:
@@ -219,7 +220,7 @@ class BundleChecker:
             raise FerryError("%s holds both perf.tar and perf.tar.gz: remove one of them and build the bundle again"
                              % archive)
         self._perf["archive"] = base
-        source = tar.extractfile(member)
+        source = open_member(tar, member, archive)
         if base.endswith(".gz"):
             source = GzipReader(source, base)
         perf = open_tar_stream(source, base)
@@ -235,9 +236,9 @@ class BundleChecker:
         if base.endswith(".gz"):
             source.drain()
 
-    def _write_checked_dump(self, tar, member, relative):
+    def _write_checked_dump(self, tar, member, archive, relative):
         """Write a SQL dump as is while inflating it, so a corrupt dump fails now, not at import."""
-        checker = GzipCheckingReader(tar.extractfile(member), relative)
+        checker = GzipCheckingReader(open_member(tar, member, archive), relative)
         self._extractor.write_file(relative, checker, member.size, 0o644, member.mtime, self._advance)
 
     # -- small outer files ----------------------------------------------------------------------
@@ -245,12 +246,12 @@ class BundleChecker:
         if member.size > SMALL_FILE_LIMIT:
             raise FerryError("%s: %s is %s, too large to be what export4 writes"
                              % (self.bundle_name, name, human_bytes(member.size)))
-        data = outer.extractfile(member).read()
+        data = open_member(outer, member, self.bundle_name).read()
         self._small[name] = data.decode("utf-8", "replace")
         self._extractor.write_file(name, _BytesSource(data), len(data), 0o644, member.mtime)
 
     def _write_counting_lines(self, outer, member, name):
-        counter = _LineCounter(outer.extractfile(member))
+        counter = _LineCounter(open_member(outer, member, self.bundle_name))
         self._extractor.write_file(name, counter, member.size, 0o644, member.mtime)
         return counter.lines
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make demo`: generate a sample Zenoss 4 export bundle, run the quickstart playbook on it (check,
+# extract, verify against what was generated) and print the summary. Quick when run again.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+demo="$FERRY_RUN_DIR/demo"
+mkdir -p "$demo"
+export ANSIBLE_COLLECTIONS_PATH
+ANSIBLE_COLLECTIONS_PATH=$(ferry_collections_path)
+export ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DEPRECATION_WARNINGS=false
+
+bundle_info="$demo/bundle.json"
+if [ ! -s "$bundle_info" ]; then
+    echo "demo: generating a sample Zenoss 4 export bundle in $demo"
+    "$FERRY_PY" "$FERRY_ROOT/tools/gen_zenoss_bundle.py" "$demo" --name 4x-export-demo.tar \
+        --devices 4 --rrds-per-device 6 --perf tar.gz --remote-collectors 1 --seed 42 > "$bundle_info.tmp"
+    mv "$bundle_info.tmp" "$bundle_info"
+fi
+bundle=$("$FERRY_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$bundle_info")
+
+ferry_local_inventory "$demo/inventory.yml"
+echo "demo: running playbooks/quickstart.yml"
+ansible-playbook -i "$demo/inventory.yml" "$FERRY_ROOT/playbooks/quickstart.yml" \
+    -e "zenoss_bundle_path=$bundle" \
+    -e "zenoss_bundle_dest=$demo/extracted" \
+    -e "zenoss_bundle_state_dir=$demo/state" \
+    -e "{\"quickstart_expected\": $(cat "$bundle_info")}"
