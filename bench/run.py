@@ -1,0 +1,32 @@
+"""`make bench`: run every benchmark, print a table of ratios against the issue's baselines.
+
+Results also go to .run/bench/results.json. Usage: python bench/run.py [NAME ...]
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import bench_bundle_check  # noqa: E402  pylint: disable=wrong-import-position
+
+BENCHMARKS = {
+    "bundle_check": bench_bundle_check.main,
+}
+
+
+def main(names):
+    failed = []
+    for name in names or sorted(BENCHMARKS):
+        result = BENCHMARKS[name]()
+        print("%-14s %s" % (name, "  ".join("%s=%s" % item for item in sorted(result.items()))))
+        if not result.get("ok"):
+            failed.append(name)
+    if failed:
+        print("below target: %s" % ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
