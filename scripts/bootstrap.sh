@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv"
 apt_packages=(rrdtool librrd-dev mariadb-server mariadb-client victoria-metrics nginx openssh-server
-              rsync pkg-config)
+              rsync pkg-config shellcheck)
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -39,7 +39,8 @@ find_python() {
     done
     if command -v pyenv >/dev/null 2>&1; then
         root_dir=$(pyenv root)
-        for candidate in $(ls -d "$root_dir"/versions/3.1[23]* 2>/dev/null | sort -rV); do
+        # An unmatched glob stays literal and fails the -x test below.
+        for candidate in $(printf '%s\n' "$root_dir"/versions/3.1[23]* | sort -rV); do
             [ -x "$candidate/bin/python3" ] && { echo "$candidate/bin/python3"; return 0; }
         done
     fi

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The test harness behind `make test`:  bash scripts/test.sh STEP
+#
+#   pytest    plain pytest over tests/unit and tests/live (pytest.ini); finding no test is a failure
+#   sanity    ansible-test sanity on a clean copy of the collection
+#   units     ansible-test units on the same copy
+#   lint      ansible-lint (.ansible-lint) and antsibull-changelog lint
+#   molecule  every scenario under extensions/molecule/
+#   build     ansible-galaxy collection build, then a check of what the tarball holds
+#   all       every step above in that order; a failed step does not stop the others,
+#             the summary at the end says which failed and the exit status is non-zero
+#
+# Everything it generates lives under $FERRY_RUN_DIR (default: <repo>/.run).
+# ansible-test works offline apart from the package index (for its sanity venvs).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH"
+export FERRY_RUN_DIR="${FERRY_RUN_DIR:-$ROOT/.run}"
+RUN="$FERRY_RUN_DIR"
+
+STEPS=(pytest sanity units lint molecule build)
+NAMESPACE=ferry
+COLLECTION=migrate
+
+# Where ansible-test gets its own copy of the collection, and where everything else finds the
+# collection in place (the same symlink the root conftest.py creates for plain pytest).
+AT_COPY="$RUN/ansible-test/ansible_collections/$NAMESPACE/$COLLECTION"
+COLLECTIONS_PATH="$RUN/collections"
+
+log() { printf '>>> %s\n' "$*"; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+python_version() { "$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+
+# The collection in place: $RUN/collections/ansible_collections/ferry/migrate -> the checkout.
+link_collection() {
+    local link="$COLLECTIONS_PATH/ansible_collections/$NAMESPACE/$COLLECTION"
+    mkdir -p "$(dirname "$link")"
+    if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
+        rm -rf "$link"
+        ln -s "$ROOT" "$link"
+    fi
+}
+
+# ansible-test refuses symlinked collections and lists files with git: give it a real copy of
+# what git would ship (tracked + untracked-but-not-ignored files), in a git work tree of its own
+# (otherwise it would walk up to this repo, where .run/ is ignored, and see no file at all).
+prepare_ansible_test_copy() {
+    rm -rf "$AT_COPY"
+    mkdir -p "$AT_COPY"
+    (
+        cd "$ROOT"
+        # -e/-L: files deleted from the work tree but still in the index are skipped.
+        git ls-files -co --exclude-standard -z |
+            while IFS= read -r -d '' f; do
+                if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+            done |
+            xargs -0 --no-run-if-empty cp -P --parents -t "$AT_COPY"
+    )
+    git -C "$AT_COPY" init -q
+    # The root conftest.py links the collection under <rootdir>/.run/collections when
+    # FERRY_RUN_DIR is unset, as it is inside ansible-test (which passes only a few variables
+    # through). Pre-create that link so parallel pytest workers never race to create it.
+    mkdir -p "$AT_COPY/.run/collections/ansible_collections/$NAMESPACE"
+    ln -s "$AT_COPY" "$AT_COPY/.run/collections/ansible_collections/$NAMESPACE/$COLLECTION"
+    log "ansible-test copy: $AT_COPY ($(git -C "$AT_COPY" ls-files -o --exclude-standard | wc -l) files)"
+}
+
+# Every venv ansible-test creates is bootstrapped with a get-pip script from an unreachable host;
+# it uses ~/.ansible/test/cache/get_pip_<pip version>.py instead when that exists.
+install_get_pip_standin() {
+    local pip_version cache
+    # The version comes from ansible-test's own (internal) table, for this Python version.
+    pip_version=$("$PY" -c '
+import sys, types
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(types.SimpleNamespace(version=sys.argv[1]))["pip"])' "$(python_version)") ||
+        die "cannot tell which pip version ansible-test pins (have ansible_test internals changed?)"
+    cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+    mkdir -p "$(dirname "$cache")"
+    if ! cmp -s "$ROOT/scripts/get_pip_offline.py" "$cache"; then
+        cp "$ROOT/scripts/get_pip_offline.py" "$cache"
+        log "installed offline get-pip stand-in: $cache"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Steps. Each runs in a subshell with errexit on, from the repository root.
+
+step_pytest() {
+    local rc=0
+    "$PY" -m pytest || rc=$?
+    case $rc in
+        0) ;;
+        5) die "pytest collected no test: the suite must run tests (testpaths: tests/unit tests/live)" ;;
+        *) return "$rc" ;;
+    esac
+}
+
+step_sanity() {
+    prepare_ansible_test_copy
+    install_get_pip_standin
+    # ansible-test only warns and skips the shellcheck test (*.sh files) when it is missing.
+    command -v shellcheck >/dev/null ||
+        log "WARNING: shellcheck is not installed, the shellcheck sanity test is SKIPPED (apt-get install shellcheck)"
+    cd "$AT_COPY"
+    ansible-test sanity --local --python "$(python_version)" --color no
+}
+
+step_units() {
+    prepare_ansible_test_copy
+    install_get_pip_standin
+    # `ansible-test units --local` runs pytest from this venv with xdist and pytest-mock.
+    if ! "$PY" -c 'import xdist, pytest_mock, mock' 2>/dev/null; then
+        log "installing ansible-test units requirements into .venv: pytest-xdist pytest-mock mock"
+        "$PY" -m pip install -q --disable-pip-version-check pytest-xdist pytest-mock mock
+    fi
+    cd "$AT_COPY"
+    ansible-test units --local --python "$(python_version)" --color no
+}
+
+step_lint() {
+    # Playbooks and roles call ferry.migrate.*: lint resolves them in the checkout.
+    link_collection
+    ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS_PATH" ansible-lint
+    antsibull-changelog lint
+    antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+}
+
+step_molecule() {
+    link_collection
+    export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS_PATH"
+    local scenarios=() molecule_file scenario failed=()
+    while IFS= read -r molecule_file; do
+        scenario=${molecule_file#extensions/molecule/}
+        scenarios+=("${scenario%/molecule.yml}")
+    done < <(find extensions/molecule -mindepth 2 -name molecule.yml | sort)
+    [ ${#scenarios[@]} -gt 0 ] || die "no molecule scenario under extensions/molecule/"
+    for scenario in "${scenarios[@]}"; do
+        log "molecule scenario: $scenario"
+        # A fresh work directory per scenario (see extensions/molecule/config.yml).
+        export FERRY_MOLECULE_WORKDIR="$RUN/molecule/$scenario"
+        rm -rf "$FERRY_MOLECULE_WORKDIR"
+        molecule test --scenario-name "$scenario" || failed+=("$scenario")
+    done
+    [ ${#failed[@]} -eq 0 ] || die "molecule scenarios failed: ${failed[*]}"
+}
+
+step_build() {
+    local dist="$RUN/dist" tarball listing bad readme
+    rm -rf "$dist"
+    ansible-galaxy collection build --force --output-path "$dist" "$ROOT"
+    tarball=$(ls "$dist"/"$NAMESPACE-$COLLECTION"-*.tar.gz)
+    listing=$(tar tzf "$tarball")
+    bad=$(grep -E '^(\./)?(\.venv|\.run|\.ansible|\.git|\.pytest_cache|tests/output|bench|tools|scripts)(/|$)|(^|/)__pycache__(/|$)' \
+          <<<"$listing" || true)
+    [ -z "$bad" ] || die "$tarball holds paths that must not ship:"$'\n'"$bad"
+    grep -qE '^(\./)?plugins/modules/[^/]+\.py$' <<<"$listing" || die "$tarball holds no module under plugins/modules/"
+    # ansible-galaxy builds without the readme galaxy.yml names, Galaxy would refuse the import.
+    readme=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["readme"])' galaxy.yml)
+    grep -qxF "$readme" <<<"$listing" || log "WARNING: $readme (galaxy.yml readme) is missing from the collection"
+    log "$tarball: $(wc -l <<<"$listing") entries, contents OK"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+declare -A STATUS=() DURATION=()
+FAILED=()
+
+fmt_duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# Runs step_<name> in a subshell with errexit, prints a header and the duration, records the
+# outcome in STATUS/DURATION/FAILED. Never call it in a condition (`if`, `||`): bash would then
+# ignore errexit inside the step.
+run_step() {
+    local name=$1 start rc
+    printf '\n==================== %s ====================\n' "$name"
+    start=$SECONDS
+    set +e
+    (set -e; cd "$ROOT"; "step_$name")
+    rc=$?
+    set -e
+    DURATION[$name]=$((SECONDS - start))
+    if [ $rc -eq 0 ]; then
+        STATUS[$name]=passed
+    else
+        STATUS[$name]="FAILED (exit $rc)"
+        FAILED+=("$name")
+    fi
+    printf -- '-------------------- %s: %s in %s\n' "$name" "${STATUS[$name]}" "$(fmt_duration "${DURATION[$name]}")"
+}
+
+usage() { echo "usage: $0 {$(IFS='|'; echo "${STEPS[*]}")|all}" >&2; exit 2; }
+
+main() {
+    [ $# -eq 1 ] || usage
+    cd "$ROOT"
+    [ -x "$PY" ] || die "$PY missing: run scripts/bootstrap.sh (make bootstrap) first"
+    case $1 in
+        all)
+            local name total_start=$SECONDS
+            for name in "${STEPS[@]}"; do
+                run_step "$name"
+            done
+            printf '\n==================== summary ====================\n'
+            for name in "${STEPS[@]}"; do
+                printf '  %-9s %-18s %s\n' "$name" "${STATUS[$name]}" "$(fmt_duration "${DURATION[$name]}")"
+            done
+            printf '  total     %s\n' "$(fmt_duration $((SECONDS - total_start)))"
+            if [ ${#FAILED[@]} -gt 0 ]; then
+                printf 'FAILED steps: %s\n' "${FAILED[*]}"
+                exit 1
+            fi
+            echo "all steps passed"
+            ;;
+        *)
+            declare -F "step_$1" >/dev/null || usage
+            run_step "$1"
+            [ ${#FAILED[@]} -eq 0 ] || exit 1
+            ;;
+    esac
+}
+
+main "$@"
