@@ -28,8 +28,8 @@ def bundle(size_mb):
             return info
     os.makedirs(BENCH_DIR, exist_ok=True)
     print("building a %d MiB bundle (once)..." % size_mb, file=sys.stderr)
-    _, _, out = timed([sys.executable, GENERATOR, BENCH_DIR, "--name", name, "--pad-mb", str(size_mb),
-                       "--devices", "20", "--rrds-per-device", "10", "--perf", "tar.gz", "--seed", "5"])
+    out = timed([sys.executable, GENERATOR, BENCH_DIR, "--name", name, "--pad-mb", str(size_mb),
+                       "--devices", "20", "--rrds-per-device", "10", "--perf", "tar.gz", "--seed", "5"])[2]
     with open(info_path, "w") as handle:
         handle.write(out)
     return json.loads(out)
@@ -62,7 +62,7 @@ def main(size_mb=1100, rounds=3):
     for index in range(rounds):
         order = [("baseline", run_baseline), ("ferry", run_ferry)]
         for label, func in order if index % 2 == 0 else reversed(order):
-            seconds, rss, _ = func(info) if label == "baseline" else func(info, env)
+            seconds, rss = (func(info) if label == "baseline" else func(info, env))[:2]
             (base if label == "baseline" else ferry).append((seconds, rss))
     for path in ("baseline", "ferry"):
         fresh_dir(os.path.join(BENCH_DIR, path))
@@ -70,11 +70,11 @@ def main(size_mb=1100, rounds=3):
         "bundle_bytes": info["size"],
         "rrd_files": info["rrd_count"],
         "rounds": rounds,
-        "baseline_s": [round(s, 2) for s, _ in base],
-        "ferry_s": [round(s, 2) for s, _ in ferry],
-        "baseline_median_s": round(median([s for s, _ in base]), 2),
-        "ferry_median_s": round(median([s for s, _ in ferry]), 2),
-        "ferry_peak_rss_mib": round(max(r for _, r in ferry), 1),
+        "baseline_s": [round(seconds, 2) for seconds, rss in base],
+        "ferry_s": [round(seconds, 2) for seconds, rss in ferry],
+        "baseline_median_s": round(median([seconds for seconds, rss in base]), 2),
+        "ferry_median_s": round(median([seconds for seconds, rss in ferry]), 2),
+        "ferry_peak_rss_mib": round(max(rss for seconds, rss in ferry), 1),
         "target_ratio_max": 1.25,
     }
     result["ratio"] = round(result["ferry_median_s"] / result["baseline_median_s"], 3)

@@ -31,7 +31,7 @@ def timed(argv, cwd=None, env=None, shell=False):
         started = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, shell=shell, stdout=out, stderr=err,
                                 executable="/bin/bash" if shell else None)
-        _, status, usage = os.wait4(proc.pid, 0)
+        status, usage = os.wait4(proc.pid, 0)[1:]
         elapsed = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared shell helpers for the project's scripts (sourced, not run).
 FERRY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FERRY_RUN_DIR=${FERRY_RUN_DIR:-$FERRY_ROOT/.run}

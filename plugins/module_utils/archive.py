@@ -130,8 +130,7 @@ class GzipReader:
             if not chunk:
                 self._gunzip.close()
                 return
-            for piece in self._gunzip.pieces(chunk):
-                yield piece
+            yield from self._gunzip.pieces(chunk)
 
 
 class GzipCheckingReader:

@@ -32,9 +32,10 @@ description:
   - A second run on the same bundle (same path, size and modification time) with the same options
     changes nothing and returns the stored inventory.
 author:
-  - ferry.migrate contributors
+  - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
   - ferry.migrate.state
+  - ansible.builtin.action_common_attributes
 options:
   path:
     description:
@@ -73,6 +74,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - Reading is one pass over the bundle; the inner archive is never written to disk as a whole.
@@ -226,8 +228,8 @@ def check_bundle(params, check_mode):
         return result
     with step.begin(inputs, resume=decision == "resume", unit="bytes"):
         inventory = checker.run()
-        step.complete(counts=_counts(inventory), result={"extracted_path": target, "dmd_uuid": inventory["dmd_uuid"],
-                                                          "md5": inventory["tgz"]["md5"]})
+        summary = {"extracted_path": target, "dmd_uuid": inventory["dmd_uuid"], "md5": inventory["tgz"]["md5"]}
+        step.complete(counts=_counts(inventory), result=summary)
     result.update(changed=True, inventory=inventory)
     return result
 

@@ -18,7 +18,9 @@ description:
   - Safe to run at any time, also while steps run (for example to follow an C(async) task).
   - Never changes anything.
 author:
-  - ferry.migrate contributors
+  - ferry.migrate maintainers (@ferry-migrate)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   state_dir:
     description:
@@ -46,6 +48,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 seealso:
   - module: ferry.migrate.bundle_check

@@ -128,7 +128,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("variant, message", BAD, ids=[v for v, _ in BAD])
+@pytest.mark.parametrize("variant, message", BAD, ids=[variant for variant, message in BAD])
 def test_bad_bundle_fails_naming_the_cause_and_leaves_nothing(tmp_path, variant, message):
     bad = build_bundle(str(tmp_path / "b"), devices=1, rrds_per_device=1, variant=variant)
     dest = tmp_path / "x"
@@ -179,7 +179,7 @@ def test_new_bundle_replaces_the_old_extraction(tmp_path):
 def _mount_tmpfs(path, size):
     path.mkdir()
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(path)],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         pytest.skip("needs root to mount a small tmpfs: %s" % proc.stdout.decode().strip())
 
@@ -207,7 +207,7 @@ def test_killed_run_leaves_no_tree_and_the_rerun_finishes(tmp_path):
     deadline = time.time() + 60
     work = None
     while time.time() < deadline and proc.poll() is None:
-        entries = [e for e in os.listdir(str(dest))] if dest.exists() else []
+        entries = os.listdir(str(dest)) if dest.exists() else []
         work = [e for e in entries if ".ferry-tmp-" in e]
         if work and os.path.exists(os.path.join(str(dest), work[0], "zenbackup", "zodb.sql.gz")):
             break
@@ -218,7 +218,7 @@ def test_killed_run_leaves_no_tree_and_the_rerun_finishes(tmp_path):
     assert work and os.listdir(str(dest)) == work  # only the hidden work directory, no visible tree
     assert Journal(str(state)).step("bundle_check").record()["status"] == "interrupted"
 
-    rerun = subprocess.run([sys.executable, MODULE, str(args_file)], env=env, stdout=subprocess.PIPE)
+    rerun = subprocess.run([sys.executable, MODULE, str(args_file)], env=env, stdout=subprocess.PIPE, check=True)
     result = json.loads(rerun.stdout.decode())
     assert result["changed"] is True and result["decision"] == "resume", result
     assert result["inventory"]["tgz"]["md5"] == big["md5"]
@@ -232,6 +232,6 @@ def test_module_entry_point_fails_with_the_message(tmp_path):
     args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params(str(tmp_path / "none.tar"), tmp_path / "x",
                                                                    tmp_path / "s")}))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.run([sys.executable, MODULE, str(args_file)], env=env, stdout=subprocess.PIPE)
+    proc = subprocess.run([sys.executable, MODULE, str(args_file)], env=env, stdout=subprocess.PIPE, check=False)
     result = json.loads(proc.stdout.decode())
     assert result["failed"] is True and "No such file" in result["msg"]
