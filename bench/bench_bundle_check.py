@@ -28,8 +28,9 @@ def bundle(size_mb):
             return info
     os.makedirs(BENCH_DIR, exist_ok=True)
     print("building a %d MiB bundle (once)..." % size_mb, file=sys.stderr)
-    out = timed([sys.executable, GENERATOR, BENCH_DIR, "--name", name, "--pad-mb", str(size_mb),
-                       "--devices", "20", "--rrds-per-device", "10", "--perf", "tar.gz", "--seed", "5"])[2]
+    command = [sys.executable, GENERATOR, BENCH_DIR, "--name", name, "--pad-mb", str(size_mb),
+               "--devices", "20", "--rrds-per-device", "10", "--perf", "tar.gz", "--seed", "5"]
+    out = timed(command)[2]
     with open(info_path, "w") as handle:
         handle.write(out)
     return json.loads(out)

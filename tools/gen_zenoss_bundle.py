@@ -783,7 +783,7 @@ def _padding_events(build, rng, gz, pad_bytes):
 def _write_zep_dump(build, path, pad_bytes):
     count = EVENTS_PER_DEVICE * len(build.devices)
     rng = build.random("zep")
-    statuses = [rng.choice(SUMMARY_STATUSES + ARCHIVE_STATUSES * 2) for _ in range(count)]
+    statuses = [rng.choice(SUMMARY_STATUSES + ARCHIVE_STATUSES * 2) for index in range(count)]
     rows = [_event_row(build, rng, rng.choice(EVENT_TEMPLATES), status) for status in statuses]
     installed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(build.end - 400 * 86400))
     with _gzip_file(path, build.end) as gz:
@@ -1166,7 +1166,7 @@ def _assemble(build, out_dir, name):
         "path": final,
         "size": os.path.getsize(final),
         "dmd_uuid": build.dmd_uuid,
-        "rrd_count": sum(count for _, count in rrds),
+        "rrd_count": sum(count for member, count in rrds),
         "remote_rrd_count": sum(count for collector, count in rrds if collector != LOCAL_COLLECTOR),
         **report,
         "devices": [_device_info(d, with_perf) for d in build.devices],
