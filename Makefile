@@ -6,7 +6,7 @@ RUN   := $(CURDIR)/.run
 export PATH := $(VENV)/bin:$(PATH)
 export FERRY_RUN_DIR := $(RUN)
 
-.PHONY: bootstrap demo test pytest sanity units lint molecule build bench servers-up servers-down clean
+.PHONY: bootstrap demo test pytest sanity units integration lint molecule build bench servers-up servers-down clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -22,6 +22,9 @@ pytest: bootstrap
 
 sanity: bootstrap
 	@bash scripts/test.sh sanity
+
+integration: bootstrap
+	@bash scripts/test.sh integration
 
 units: bootstrap
 	@bash scripts/test.sh units

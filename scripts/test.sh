@@ -4,6 +4,7 @@
 #   pytest    plain pytest over tests/unit and tests/live (pytest.ini); finding no test is a failure
 #   sanity    ansible-test sanity on a clean copy of the collection
 #   units     ansible-test units on the same copy
+#   integration  ansible-test integration (tests/integration/targets/test_*) on the same copy
 #   lint      ansible-lint (.ansible-lint) and antsibull-changelog lint
 #   molecule  every scenario under extensions/molecule/
 #   build     ansible-galaxy collection build, then a check of what the tarball holds
@@ -21,7 +22,7 @@ export PATH="$VENV/bin:$PATH"
 export FERRY_RUN_DIR="${FERRY_RUN_DIR:-$ROOT/.run}"
 RUN="$FERRY_RUN_DIR"
 
-STEPS=(pytest sanity units lint molecule build)
+STEPS=(pytest sanity units integration lint molecule build)
 NAMESPACE=ferry
 COLLECTION=migrate
 
@@ -113,13 +114,17 @@ step_sanity() {
 step_units() {
     prepare_ansible_test_copy
     install_get_pip_standin
-    # `ansible-test units --local` runs pytest from this venv with xdist and pytest-mock.
-    if ! "$PY" -c 'import xdist, pytest_mock, mock' 2>/dev/null; then
-        log "installing ansible-test units requirements into .venv: pytest-xdist pytest-mock mock"
-        "$PY" -m pip install -q --disable-pip-version-check pytest-xdist pytest-mock mock
-    fi
+    # `ansible-test units --local` runs pytest from this venv: requirements-dev.txt has pytest-xdist,
+    # pytest-mock and mock for it.
     cd "$AT_COPY"
     ansible-test units --local --python "$(python_version)" --color no
+}
+
+step_integration() {
+    prepare_ansible_test_copy
+    install_get_pip_standin
+    cd "$AT_COPY"
+    ansible-test integration --local --python "$(python_version)" --color no
 }
 
 step_lint() {
