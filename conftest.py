@@ -11,6 +11,9 @@ LINK = os.path.join(COLLECTIONS, "ansible_collections", "ferry", "migrate")
 
 if not os.path.islink(LINK):
     os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(ROOT, LINK)
+    try:
+        os.symlink(ROOT, LINK)
+    except FileExistsError:  # another test worker made it first
+        pass
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
