@@ -1,0 +1,304 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Time-series points, time ranges and the on-disk point format shared by every point mover.
+
+A point is ``(metric, tags, timestamp_ms, value)``: ``tags`` a tuple of sorted ``(key, value)``
+pairs, the value an ``int`` (kept exact, int64 beyond 2^53 included) or a ``float``.
+
+On disk, points travel in *batches*: ``<name>.jsonl.gz`` holds one OpenTSDB ``/api/put`` JSON object
+per line (ms timestamps), gzip-compressed, possibly as several gzip members (one per dumped frame);
+``<name>.json`` is its manifest (point count, first/last timestamp, per-metric counts, sha256 of the
+data file). The manifest is written last, atomically: a batch without one is not finished. Because
+the lines are already the put format, a restore builds request bodies by joining lines, without
+parsing them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import calendar
+import gzip
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+    FerryError,
+    atomic_write_json,
+    fsync_dir,
+    read_json,
+)
+
+DATA_SUFFIX = ".jsonl.gz"
+MANIFEST_SUFFIX = ".json"
+FORMAT_VERSION = 1
+
+_RELATIVE = re.compile(r"^(\d+)(ms|s|m|h|d|w|n|y)-ago$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000, "w": 7 * 86400000,
+            "n": 30 * 86400000, "y": 365 * 86400000}
+_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+BATCH_INTERVALS = {"hour": 3600000, "day": 86400000}
+
+
+# -- time --------------------------------------------------------------------------------------------
+def parse_time(value, tz="UTC", now_ms=None):
+    """A time as epoch milliseconds.
+
+    Accepts epoch seconds (up to 10 digits) or milliseconds (11 to 13 digits), ``%Y-%m-%d``,
+    ``%Y-%m-%dT%H:%M:%S``, ``%Y-%m-%d %H:%M:%S`` (in ``tz``: ``UTC``, ``+02:00`` or an IANA name)
+    and OpenTSDB's relative ``<n><unit>-ago`` (units ms, s, m, h, d, w, n = 30 days, y = 365 days).
+    """
+    if isinstance(value, bool):
+        raise FerryError("invalid time %r" % (value,))
+    if isinstance(value, (int, float)):
+        return _epoch_ms(int(value))
+    text = str(value).strip()
+    if text.isdigit():
+        return _epoch_ms(int(text))
+    match = _RELATIVE.match(text)
+    if match:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        return now_ms - int(match.group(1)) * _UNIT_MS[match.group(2)]
+    for fmt in _FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return int(calendar.timegm(parsed.replace(tzinfo=None).timetuple()) * 1000) - _offset_ms(parsed, tz)
+    raise FerryError("invalid time %r: use epoch seconds or ms, %s, or <n><unit>-ago (e.g. 7d-ago)"
+                     % (value, ", ".join(_FORMATS)))
+
+
+def _epoch_ms(number):
+    return number * 1000 if len(str(abs(number))) <= 10 else number
+
+
+def _offset_ms(local, tz):
+    """Offset of ``tz`` at the local time ``local`` in ms (DST-aware for IANA names)."""
+    offset = timezone_for(tz).utcoffset(local.replace(tzinfo=None))
+    return int(offset.total_seconds() * 1000)
+
+
+def timezone_for(name):
+    if name in (None, "", "UTC", "utc", "Z"):
+        return timezone.utc
+    match = re.match(r"^([+-])(\d{2}):?(\d{2})$", name)
+    if match:
+        sign = 1 if match.group(1) == "+" else -1
+        return timezone(sign * timedelta(hours=int(match.group(2)), minutes=int(match.group(3))))
+    try:
+        from zoneinfo import ZoneInfo  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise FerryError("time zone %r needs Python >= 3.9 (zoneinfo); use UTC or an offset like +02:00" % name)
+    try:
+        return _ZoneOffset(ZoneInfo(name))
+    except Exception as exc:  # ZoneInfoNotFoundError and ValueError, by Python version
+        raise FerryError("unknown time zone %r (%s)" % (name, exc))
+
+
+class _ZoneOffset:
+    """utcoffset() of a naive local time in an IANA zone."""
+
+    def __init__(self, zone):
+        self.zone = zone
+
+    def utcoffset(self, local):
+        return local.replace(tzinfo=self.zone).utcoffset()
+
+
+def iso(ms):
+    return datetime.fromtimestamp(ms / 1000.0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# -- batches -----------------------------------------------------------------------------------------
+def batch_interval_ms(value):
+    """``hour``, ``day`` or a number of seconds, as milliseconds."""
+    if str(value) in BATCH_INTERVALS:
+        return BATCH_INTERVALS[str(value)]
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        raise FerryError("invalid batch interval %r: use hour, day or a number of seconds" % (value,))
+    if seconds <= 0:
+        raise FerryError("batch interval must be positive, got %r" % (value,))
+    return seconds * 1000
+
+
+def plan_batches(start_ms, stop_ms, interval_ms):
+    """Half-open ranges ``[a, b)`` covering ``[start, stop)``, cut on multiples of the interval (UTC)."""
+    if stop_ms <= start_ms:
+        raise FerryError("stop (%s) must be after start (%s)" % (iso(stop_ms), iso(start_ms)))
+    batches = []
+    begin = start_ms
+    while begin < stop_ms:
+        end = min((begin // interval_ms + 1) * interval_ms, stop_ms)
+        batches.append((begin, end))
+        begin = end
+    return batches
+
+
+def batch_name(begin_ms, end_ms):
+    """Sortable file name of a batch: both ends in ms, zero-padded."""
+    return "%015d-%015d" % (begin_ms, end_ms)
+
+
+# -- points --------------------------------------------------------------------------------------------
+def normalize_tags(tags):
+    return tuple(sorted((str(key), str(val)) for key, val in (tags or {}).items()))
+
+
+def point_line(metric, tags, timestamp_ms, value):
+    """One point as a compact OpenTSDB put object, UTF-8 bytes without the newline."""
+    return json.dumps({"metric": metric, "timestamp": timestamp_ms, "value": value, "tags": dict(tags)},
+                      separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def parse_line(line):
+    """The inverse of :func:`point_line` (for verification and tests)."""
+    obj = json.loads(line)
+    return obj["metric"], normalize_tags(obj.get("tags")), int(obj["timestamp"]), obj["value"]
+
+
+def is_finite(value):
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+# -- batch files -----------------------------------------------------------------------------------------
+class BatchWriter:
+    """Writes one batch: points appended frame by frame, each frame a gzip member made durable.
+
+    ``checkpoint()`` returns what a resumed writer needs (bytes durable, counts); ``resume`` reopens the
+    partial file, cuts what came after the checkpoint and goes on. ``finish()`` renames the data file
+    into place and writes the manifest last.
+    """
+
+    def __init__(self, directory, name, resume=None, level=1):
+        self.directory = directory
+        self.name = name
+        self.level = level
+        self.path = os.path.join(directory, name + DATA_SUFFIX)
+        self.partial = os.path.join(directory, "." + name + DATA_SUFFIX + ".partial")
+        state = resume or {}
+        self.offset = int(state.get("offset", 0))
+        self.points = int(state.get("points", 0))
+        self.first = state.get("first")
+        self.last = state.get("last")
+        self.metrics = dict(state.get("metrics") or {})
+        self._lines = []
+        self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "wb")
+        self._handle.truncate(self.offset)
+        self._handle.seek(self.offset)
+
+    def add(self, metric, tags, timestamp_ms, value):
+        self._lines.append(point_line(metric, tags, timestamp_ms, value))
+        self.metrics[metric] = self.metrics.get(metric, 0) + 1
+        self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
+        self.last = timestamp_ms if self.last is None else max(self.last, timestamp_ms)
+
+    def end_frame(self):
+        """Make the points added so far durable; returns the checkpoint to record."""
+        if self._lines:
+            data = b"\n".join(self._lines) + b"\n"
+            self._handle.write(gzip.compress(data, self.level))
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self.points += len(self._lines)
+            self._lines = []
+            self.offset = self._handle.tell()
+        return self.checkpoint()
+
+    def checkpoint(self):
+        return {"offset": self.offset, "points": self.points, "first": self.first, "last": self.last,
+                "metrics": dict(self.metrics)}
+
+    def finish(self, extra=None):
+        self.end_frame()
+        self._handle.close()
+        digest = _sha256(self.partial)
+        os.rename(self.partial, self.path)
+        manifest = {"format": FORMAT_VERSION, "name": self.name, "points": self.points, "first_ts": self.first,
+                    "last_ts": self.last, "metrics": self.metrics, "bytes": os.path.getsize(self.path),
+                    "sha256": digest}
+        manifest.update(extra or {})
+        atomic_write_json(os.path.join(self.directory, self.name + MANIFEST_SUFFIX), manifest)
+        fsync_dir(self.directory)
+        return manifest
+
+    def abort(self):
+        self._handle.close()
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def finished_batches(directory):
+    """Manifests of the finished batches in ``directory``, oldest first."""
+    if not os.path.isdir(directory):
+        raise FerryError("point directory %s does not exist" % directory)
+    manifests = []
+    for entry in sorted(os.listdir(directory)):
+        if entry.endswith(MANIFEST_SUFFIX) and not entry.startswith("."):
+            manifest = read_json(os.path.join(directory, entry))
+            if isinstance(manifest, dict) and manifest.get("format") == FORMAT_VERSION:
+                manifest["path"] = os.path.join(directory, manifest["name"] + DATA_SUFFIX)
+                manifests.append(manifest)
+    return manifests
+
+
+def read_batch_lines(manifest, check=True):
+    """Yield the raw point lines of a finished batch; the sha256 is checked as the file is read."""
+    digest = hashlib.sha256()
+    try:
+        with open(manifest["path"], "rb") as raw:
+            reader = _DigestingReader(raw, digest)
+            with gzip.GzipFile(fileobj=reader, mode="rb") as handle:
+                for line in handle:
+                    line = line.rstrip(b"\n")
+                    if line:
+                        yield line
+    except (OSError, EOFError) as exc:
+        raise FerryError("batch %s is unreadable (%s): dump it again" % (manifest["path"], exc))
+    if check and digest.hexdigest() != manifest["sha256"]:
+        raise FerryError("batch %s does not match its manifest's sha256: the file was changed or damaged"
+                         % manifest["path"])
+
+
+class _DigestingReader:
+    def __init__(self, raw, digest):
+        self.raw = raw
+        self.digest = digest
+
+    def read(self, size=-1):
+        data = self.raw.read(size)
+        self.digest.update(data)
+        return data
+
+
+def chunk_lines(lines, max_bytes, max_points):
+    """Group raw lines into JSON-array request bodies of at most ``max_bytes`` and ``max_points``.
+
+    Yields ``(body, count)``. A single line larger than ``max_bytes`` goes alone (the server will say
+    whether it takes it). This is the one batching helper every writer uses.
+    """
+    parts = []
+    size = 2
+    for line in lines:
+        if parts and (size + len(line) + 1 > max_bytes or len(parts) >= max_points):
+            yield b"[" + b",".join(parts) + b"]", len(parts)
+            parts = []
+            size = 2
+        parts.append(line)
+        size += len(line) + 1
+    if parts:
+        yield b"[" + b",".join(parts) + b"]", len(parts)

@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Dump points from a time-series source into batch files, and restore batch files into a target.
+
+Both are resumable through the step journal's checkpoint:
+
+* dump: per batch, per metric, per frame. Each frame is appended to the batch's partial file as a
+  gzip member and fsynced *before* the checkpoint records it; a resumed dump cuts the file back to the
+  recorded offset and asks the frame again, so every point is written exactly once.
+* restore: per batch, per request. Request bodies are cut the same way every run (same limits), so
+  a resumed restore skips the requests already acknowledged.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import threading
+import time
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
+    BatchWriter,
+    batch_name,
+    chunk_lines,
+    finished_batches,
+    iso,
+    plan_batches,
+    read_batch_lines,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import count_on_target
+
+CHECKPOINT_INTERVAL = 1.0
+
+
+def dump_plan(source, start_ms, stop_ms, interval_ms, prefix="", metrics=None, regex=None):
+    names = source.list_metrics(prefix, metrics, regex)
+    batches = plan_batches(start_ms, stop_ms, interval_ms)
+    return {"metrics": names, "batches": [batch_name(a, b) for a, b in batches], "ranges": batches,
+            "start": iso(start_ms), "stop": iso(stop_ms)}
+
+
+def dump(source, dest, plan, tags=None, step=None, checkpoint=None):
+    """Write every planned batch not yet finished in ``dest``; returns counts."""
+    os.makedirs(dest, exist_ok=True)
+    done = set(m["name"] for m in finished_batches(dest))
+    totals = {"batches_written": 0, "batches_skipped": 0, "points": 0, "queries": 0}
+    for index, (begin, end) in enumerate(plan["ranges"]):
+        name = batch_name(begin, end)
+        if name in done:
+            totals["batches_skipped"] += 1
+            continue
+        resume = checkpoint if checkpoint and checkpoint.get("batch") == name else None
+        manifest = _dump_batch(source, dest, name, begin, end, plan["metrics"], tags, step, resume)
+        checkpoint = None
+        totals["batches_written"] += 1
+        totals["points"] += manifest["points"]
+        if step is not None:
+            step.progress(index + 1, len(plan["ranges"]), "batches")
+    totals["queries"] = source.queries
+    return totals
+
+
+def _dump_batch(source, dest, name, begin, end, metrics, tags, step, resume):
+    writer = BatchWriter(dest, name, resume=resume and resume["writer"])
+    first_metric = resume["metric"] if resume else 0
+    try:
+        for position in range(first_metric, len(metrics)):
+            cursor = resume["cursor"] if resume and position == first_metric else begin
+            for frame_begin, frame_end, points in source.frames(metrics[position], cursor, end, tags):
+                for point in points:
+                    writer.add(*point)
+                state = writer.end_frame()
+                if step is not None:
+                    step.save_checkpoint({"batch": name, "metric": position, "cursor": frame_end, "writer": state})
+            if step is not None:
+                step.save_checkpoint({"batch": name, "metric": position + 1, "cursor": begin,
+                                      "writer": writer.checkpoint()})
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish({"begin_ms": begin, "end_ms": end, "begin": iso(begin), "end": iso(end)})
+
+
+def restore_plan(source_dir):
+    manifests = finished_batches(source_dir)
+    metrics = {}
+    for manifest in manifests:
+        for metric, count in manifest["metrics"].items():
+            metrics[metric] = metrics.get(metric, 0) + count
+    return {"batches": manifests, "points": sum(m["points"] for m in manifests), "metrics": metrics}
+
+
+def restore(plan, writer, max_bytes, max_points, step=None, checkpoint=None):
+    """Send every batch's points; returns the writer's stats and the batches restored."""
+    state = {"done": list((checkpoint or {}).get("done") or []), "current": (checkpoint or {}).get("current"),
+             "acked": set((checkpoint or {}).get("acked") or [])}
+    tracker = _AckTracker(step, state)
+    started = time.monotonic()
+    sent_before = 0
+    for index, manifest in enumerate(plan["batches"]):
+        name = manifest["name"]
+        if name in state["done"]:
+            continue
+        if state["current"] != name:
+            state["current"], state["acked"] = name, set()
+        skip = set(state["acked"])
+        bodies = ((body, count, position)
+                  for position, (body, count) in enumerate(chunk_lines(read_batch_lines(manifest), max_bytes,
+                                                                       max_points))
+                  if position not in skip)
+        stats = writer.write(bodies, on_done=tracker.ack)
+        tracker.batch_done(name)
+        sent_before = stats["points"]
+        if step is not None:
+            step.progress(index + 1, len(plan["batches"]), "batches")
+    seconds = time.monotonic() - started
+    result = dict(writer.stats)
+    result.update(seconds=round(seconds, 3), points_per_s=round(sent_before / seconds, 1) if seconds else None,
+                  batches=len(plan["batches"]))
+    return result
+
+
+class _AckTracker:
+    """Records acknowledged requests in the checkpoint, at most once a second (plus at batch ends)."""
+
+    def __init__(self, step, state):
+        self.step = step
+        self.state = state
+        self.lock = threading.Lock()
+        self.last = 0.0
+
+    def ack(self, position, _count):
+        with self.lock:
+            self.state["acked"].add(position)
+            if time.monotonic() - self.last >= CHECKPOINT_INTERVAL:
+                self._save()
+
+    def batch_done(self, name):
+        with self.lock:
+            self.state["done"].append(name)
+            self.state["current"], self.state["acked"] = None, set()
+            self._save()
+
+    def _save(self):
+        self.last = time.monotonic()
+        if self.step is not None:
+            self.step.save_checkpoint({"done": self.state["done"], "current": self.state["current"],
+                                       "acked": sorted(self.state["acked"])})
+
+
+def verify(kind, client, plan, timeout=30.0, poll=1.0):
+    """Compare per-metric counts on the target with the batches'; a shortfall raises naming metrics.
+
+    Targets make points visible with a delay: counts are read again until they match or ``timeout``.
+    """
+    expected = plan["metrics"]
+    ranges = {}
+    for manifest in plan["batches"]:
+        for metric in manifest["metrics"]:
+            first, last = ranges.get(metric, (manifest["first_ts"], manifest["last_ts"]))
+            ranges[metric] = (min(first, manifest["first_ts"]), max(last, manifest["last_ts"]))
+    deadline = time.monotonic() + timeout
+    while True:
+        found = count_on_target(kind, client, ranges)
+        short = dict((m, (expected[m], found.get(m, 0))) for m in expected if found.get(m, 0) < expected[m])
+        if not short or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    extra = dict((m, (expected[m], found[m])) for m in expected if found.get(m, 0) > expected[m])
+    report = {"metrics": len(expected), "expected_points": sum(expected.values()),
+              "found_points": sum(found.values()), "short": short, "extra": extra}
+    if short:
+        names = ", ".join("%s (%d of %d)" % (m, got, want) for m, (want, got) in sorted(short.items())[:20])
+        raise VerificationFailed("verification failed: the target holds fewer points than were sent for %d metric(s): "
+                                 "%s. Points outside the target's retention period are accepted and silently "
+                                 "dropped (VictoriaMetrics keeps 1 month by default: -retentionPeriod)"
+                                 % (len(short), names), report)
+    return report
+
+
+class VerificationFailed(FerryError):
+    def __init__(self, message, report):
+        FerryError.__init__(self, message)
+        self.report = report

@@ -1,0 +1,233 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: tsdb_dump
+short_description: Dump time-series points from OpenTSDB or VictoriaMetrics into batch files
+version_added: 0.1.0
+description:
+  - Reads every point of the selected metrics between O(start) (inclusive) and O(stop) (exclusive)
+    and writes them into batch files in O(dest), one batch per O(batch_interval) (aligned on UTC
+    hours or days): gzip-compressed JSON lines in the OpenTSDB put format with millisecond timestamps,
+    integers kept exact, and a manifest per batch (point count, first and last timestamp, points per
+    metric, sha256). M(ferry.migrate.tsdb_restore) sends them to a target.
+  - OpenTSDB (2.3 or later) is read with C(/api/suggest) (every metric, however many) and
+    C(POST /api/query) with the C(none) aggregator and millisecond resolution, so tag values with
+    colons work and sub-second points are kept. Query frames are sized by point density rather than a
+    fixed 180 seconds, and frame ends neither overlap nor drop a millisecond.
+  - Prometheus-compatible storage (VictoriaMetrics) is read with C(/api/v1/export).
+  - Resumable at frame level. Each frame is made durable before it is recorded in the step journal;
+    a killed dump run again writes every point exactly once. Finished batches are never dumped again.
+author:
+  - ferry.migrate maintainers (@ferry-migrate)
+extends_documentation_fragment:
+  - ferry.migrate.state
+  - ferry.migrate.http
+  - ansible.builtin.action_common_attributes
+options:
+  url:
+    description:
+      - Base URL of the source, for example C(http://opentsdb:4242) or C(http://victoria:8428).
+    type: str
+    required: true
+  kind:
+    description:
+      - The source's API.
+    type: str
+    choices: [opentsdb, prometheus]
+    default: opentsdb
+  start:
+    description:
+      - First instant to dump (inclusive). Epoch seconds or milliseconds, C(%Y-%m-%d),
+        C(%Y-%m-%dT%H:%M:%S), C(%Y-%m-%d %H:%M:%S) (in O(timezone)) or OpenTSDB's relative C(7d-ago).
+    type: str
+    required: true
+  stop:
+    description:
+      - End of the range (exclusive), in the same formats as O(start). Defaults to now.
+    type: str
+  timezone:
+    description:
+      - Time zone of O(start) and O(stop) when they are given as dates: C(UTC), an offset like C(+02:00)
+        or an IANA name like C(Europe/Paris).
+    type: str
+    default: UTC
+  metric_prefix:
+    description:
+      - Only metrics whose name starts with this.
+    type: str
+    default: ""
+  metrics:
+    description:
+      - Only these metrics. A name missing on the source is an error.
+    type: list
+    elements: str
+    default: []
+  metric_regex:
+    description:
+      - Only metrics whose name matches this Python regular expression (searched anywhere in the name).
+    type: str
+  tags:
+    description:
+      - Only series with these tag values. A value with C(*) is a wildcard, C(a|b) means either.
+    type: dict
+    default: {}
+  batch_interval:
+    description:
+      - Length of one batch file, C(hour), C(day) or a number of seconds.
+    type: str
+    default: day
+  dest:
+    description:
+      - Directory receiving the batch files. Created if missing.
+    type: path
+    required: true
+  points_per_query:
+    description:
+      - Number of points each query aims at; frames grow or shrink with the density of the data.
+    type: int
+    default: 50000
+attributes:
+  check_mode:
+    support: full
+    details: Lists the metrics and plans the batches without reading points or writing anything.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: ferry.migrate.tsdb_restore
+  - module: ferry.migrate.migration_status
+"""
+
+EXAMPLES = r"""
+- name: Dump last year's switch metrics from OpenTSDB, one file a day
+  ferry.migrate.tsdb_dump:
+    url: http://opentsdb.example.net:4242
+    start: "2025-01-01"
+    stop: "2026-01-01"
+    metric_prefix: switch.
+    dest: /srv/ferry/otsdb
+    state_dir: /srv/ferry/state
+
+- name: Plan only (check mode lists metrics and batches)
+  ferry.migrate.tsdb_dump:
+    url: http://opentsdb.example.net:4242
+    start: 7d-ago
+    metric_regex: "^flow\\."
+    batch_interval: hour
+    dest: /srv/ferry/otsdb
+  check_mode: true
+"""
+
+RETURN = r"""
+metrics:
+  description: The metrics dumped (in check mode, that would be dumped).
+  returned: always
+  type: list
+  elements: str
+batches:
+  description: Names of the planned batches (C(<begin ms>-<end ms>)).
+  returned: always
+  type: list
+  elements: str
+start:
+  description: The start as ISO 8601 UTC.
+  returned: always
+  type: str
+stop:
+  description: The stop as ISO 8601 UTC.
+  returned: always
+  type: str
+counts:
+  description: Batches written and skipped (already complete), points written, queries sent.
+  returned: when not in check mode
+  type: dict
+  sample: {"batches_written": 24, "batches_skipped": 0, "points": 1200000, "queries": 96}
+decision:
+  description: C(run), C(resume) (continued from the last recorded frame) or C(skip).
+  returned: always
+  type: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import client_from_params, http_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+    RESUME,
+    SKIP,
+    Journal,
+    fingerprint,
+    state_argument_spec,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import batch_interval_ms, parse_time
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import OpenTSDBSource, PrometheusSource
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import dump, dump_plan
+
+
+def run_dump(params, check_mode):
+    now_ms = int(time.time() * 1000)
+    start = parse_time(params["start"], params["timezone"], now_ms)
+    stop = parse_time(params["stop"], params["timezone"], now_ms) if params["stop"] else now_ms
+    interval = batch_interval_ms(params["batch_interval"])
+    client = client_from_params(params["url"], params)
+    if params["kind"] == "opentsdb":
+        source = OpenTSDBSource(client, target_points=params["points_per_query"])
+    else:
+        source = PrometheusSource(client)
+    plan = dump_plan(source, start, stop, interval, params["metric_prefix"], params["metrics"], params["metric_regex"])
+    result = {"metrics": plan["metrics"], "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"]}
+    inputs = fingerprint({"url": params["url"], "kind": params["kind"], "start": start, "stop": stop,
+                          "interval": interval, "metrics": plan["metrics"], "tags": params["tags"],
+                          "dest": params["dest"]})
+    step = Journal(params["state_dir"], create=not check_mode).step(params["step"] or "tsdb_dump")
+    decision = step.decide(inputs, params["force"])
+    result["decision"] = decision
+    if decision == SKIP or check_mode:
+        result["changed"] = decision != SKIP
+        return result
+    checkpoint = step.checkpoint() if decision == RESUME else None
+    with step.begin(inputs, resume=decision == RESUME, total=len(plan["ranges"]), unit="batches"):
+        counts = dump(source, params["dest"], plan, params["tags"], step, checkpoint)
+        step.complete(counts=counts)
+    result.update(changed=counts["batches_written"] > 0, counts=counts)
+    return result
+
+
+def main():
+    argument_spec = dict(
+        url=dict(type="str", required=True),
+        kind=dict(type="str", default="opentsdb", choices=["opentsdb", "prometheus"]),
+        start=dict(type="str", required=True),
+        stop=dict(type="str"),
+        timezone=dict(type="str", default="UTC"),
+        metric_prefix=dict(type="str", default=""),
+        metrics=dict(type="list", elements="str", default=[]),
+        metric_regex=dict(type="str"),
+        tags=dict(type="dict", default={}),
+        batch_interval=dict(type="str", default="day"),
+        dest=dict(type="path", required=True),
+        points_per_query=dict(type="int", default=50000),
+    )
+    argument_spec.update(state_argument_spec())
+    argument_spec.update(http_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    try:
+        result = run_dump(module.params, module.check_mode)
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
