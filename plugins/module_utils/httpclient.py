@@ -127,7 +127,7 @@ class ConnectionFailed(FerryError):
 
 
 def http_argument_spec():
-    """The options of the ``ferry.migrate.http`` doc fragment, for a module's argument spec."""
+    """The options of the ``ferry.migrate.endpoint`` doc fragment, for a module's argument spec."""
     return dict(
         url_username=dict(type="str"),
         url_password=dict(type="str", no_log=True),

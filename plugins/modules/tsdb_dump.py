@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Reads every point of the selected metrics between O(start) (inclusive) and O(stop) (exclusive)
     and writes them into batch files in O(dest), one batch per O(batch_interval) (aligned on UTC
-    hours or days): gzip-compressed JSON lines in the OpenTSDB put format with millisecond timestamps,
+    hours or days) as gzip-compressed JSON lines in the OpenTSDB put format with millisecond timestamps,
     integers kept exact, and a manifest per batch (point count, first and last timestamp, points per
     metric, sha256). M(ferry.migrate.tsdb_restore) sends them to a target.
   - OpenTSDB (2.3 or later) is read with C(/api/suggest) (every metric, however many) and
@@ -28,7 +28,7 @@ author:
   - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
   - ferry.migrate.state
-  - ferry.migrate.http
+  - ferry.migrate.endpoint
   - ansible.builtin.action_common_attributes
 options:
   url:
@@ -54,7 +54,7 @@ options:
     type: str
   timezone:
     description:
-      - Time zone of O(start) and O(stop) when they are given as dates: C(UTC), an offset like C(+02:00)
+      - Time zone of O(start) and O(stop) when they are given as dates, as C(UTC), an offset like C(+02:00)
         or an IANA name like C(Europe/Paris).
     type: str
     default: UTC

@@ -19,7 +19,7 @@ description:
   - Connection errors, 5xx and 429 answers are retried with backoff; any other 4xx stops the restore
     with the server's message and, for OpenTSDB, the first rejected points (from C(?details)).
   - Resumable at request level. Acknowledged requests are recorded in the step journal; a killed
-    restore run again skips them. Requests that were in flight when the run was killed are sent again:
+    restore run again skips them. Requests that were in flight when the run was killed are sent again;
     OpenTSDB overwrites the same cell, VictoriaMetrics needs C(-dedup.minScrapeInterval) to fold them.
   - With O(verify), counts the points of every metric on the target afterwards (C(/api/v1/export) for
     VictoriaMetrics at O(verify_url), C(/api/query) for OpenTSDB) and fails naming the metrics with
@@ -29,7 +29,7 @@ author:
   - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
   - ferry.migrate.state
-  - ferry.migrate.http
+  - ferry.migrate.endpoint
   - ansible.builtin.action_common_attributes
 options:
   src:
