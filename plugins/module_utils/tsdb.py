@@ -28,6 +28,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 
+from ansible_collections.ferry.migrate.plugins.module_utils.archive import Gunzip
 from ansible_collections.ferry.migrate.plugins.module_utils.common import (
     FerryError,
     atomic_write_json,
@@ -153,10 +154,22 @@ def normalize_tags(tags):
     return tuple(sorted((str(key), str(val)) for key, val in (tags or {}).items()))
 
 
-def point_line(metric, tags, timestamp_ms, value):
+def series_prefix(metric, tags):
+    """The constant head of a series' point lines; built once per series, not once per point."""
+    head = json.dumps({"metric": metric, "tags": dict(tags)}, separators=(",", ":"), ensure_ascii=False)
+    return (head[:-1] + ',"timestamp":').encode("utf-8")
+
+
+def point_line(metric, tags, timestamp_ms, value, prefix=None):
     """One point as a compact OpenTSDB put object, UTF-8 bytes without the newline."""
-    return json.dumps({"metric": metric, "timestamp": timestamp_ms, "value": value, "tags": dict(tags)},
-                      separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    head = prefix if prefix is not None else series_prefix(metric, tags)
+    return b"%s%d,\"value\":%s}" % (head, timestamp_ms, _number(value))
+
+
+def _number(value):
+    if isinstance(value, int):
+        return b"%d" % value
+    return repr(float(value)).encode("ascii")
 
 
 def parse_line(line):
@@ -191,12 +204,17 @@ class BatchWriter:
         self.last = state.get("last")
         self.metrics = dict(state.get("metrics") or {})
         self._lines = []
+        self._prefixes = {}
         self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "wb")
         self._handle.truncate(self.offset)
         self._handle.seek(self.offset)
 
     def add(self, metric, tags, timestamp_ms, value):
-        self._lines.append(point_line(metric, tags, timestamp_ms, value))
+        key = (metric, tags)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            prefix = self._prefixes[key] = series_prefix(metric, tags)
+        self._lines.append(point_line(metric, tags, timestamp_ms, value, prefix))
         self.metrics[metric] = self.metrics.get(metric, 0) + 1
         self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
         self.last = timestamp_ms if self.last is None else max(self.last, timestamp_ms)
@@ -256,33 +274,40 @@ def finished_batches(directory):
     return manifests
 
 
-def read_batch_lines(manifest, check=True):
-    """Yield the raw point lines of a finished batch; the sha256 is checked as the file is read."""
-    digest = hashlib.sha256()
+def check_batch(manifest):
+    """Fail before anything is sent when a batch file is not what its manifest describes."""
     try:
-        with open(manifest["path"], "rb") as raw:
-            reader = _DigestingReader(raw, digest)
-            with gzip.GzipFile(fileobj=reader, mode="rb") as handle:
-                for line in handle:
-                    line = line.rstrip(b"\n")
-                    if line:
-                        yield line
-    except (OSError, EOFError) as exc:
-        raise FerryError("batch %s is unreadable (%s): dump it again" % (manifest["path"], exc))
-    if check and digest.hexdigest() != manifest["sha256"]:
+        digest = _sha256(manifest["path"])
+    except OSError as exc:
+        raise FerryError("batch %s is unreadable (%s): dump it again" % (manifest["path"], exc.strerror))
+    if digest != manifest["sha256"]:
         raise FerryError("batch %s does not match its manifest's sha256: the file was changed or damaged"
                          % manifest["path"])
 
 
-class _DigestingReader:
-    def __init__(self, raw, digest):
-        self.raw = raw
-        self.digest = digest
-
-    def read(self, size=-1):
-        data = self.raw.read(size)
-        self.digest.update(data)
-        return data
+def read_batch_lines(manifest, check=True):
+    """Yield the raw point lines of a finished batch; the sha256 is checked as the file is read."""
+    digest = hashlib.sha256()
+    gunzip = Gunzip(manifest["path"])
+    rest = b""
+    try:
+        with open(manifest["path"], "rb") as raw:
+            for chunk in iter(lambda: raw.read(1 << 20), b""):
+                digest.update(chunk)
+                for piece in gunzip.pieces(chunk, 4 << 20):
+                    lines = (rest + piece).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        if line:
+                            yield line
+        gunzip.close()
+    except (OSError, FerryError) as exc:
+        raise FerryError("batch %s is unreadable (%s): dump it again" % (manifest["path"], exc))
+    if rest:
+        yield rest
+    if check and digest.hexdigest() != manifest["sha256"]:
+        raise FerryError("batch %s does not match its manifest's sha256: the file was changed or damaged"
+                         % manifest["path"])
 
 
 def chunk_lines(lines, max_bytes, max_points):

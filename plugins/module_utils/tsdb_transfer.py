@@ -24,6 +24,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryE
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     BatchWriter,
     batch_name,
+    check_batch,
     chunk_lines,
     finished_batches,
     iso,
@@ -107,9 +108,10 @@ def restore(plan, writer, max_bytes, max_points, step=None, checkpoint=None):
         if state["current"] != name:
             state["current"], state["acked"] = name, set()
         skip = set(state["acked"])
+        check_batch(manifest)
+        lines = read_batch_lines(manifest, check=False)
         bodies = ((body, count, position)
-                  for position, (body, count) in enumerate(chunk_lines(read_batch_lines(manifest), max_bytes,
-                                                                       max_points))
+                  for position, (body, count) in enumerate(chunk_lines(lines, max_bytes, max_points))
                   if position not in skip)
         stats = writer.write(bodies, on_done=tracker.ack)
         tracker.batch_done(name)
