@@ -173,6 +173,8 @@ def _server_message(body):
         parsed = json.loads(text)
     except ValueError:
         return text.strip()[:500] or "(empty body)"
+    if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list) and parsed["errors"]:
+        return _put_details(parsed)
     if isinstance(parsed, dict):
         error = parsed.get("error")
         if isinstance(error, dict) and error.get("message"):
@@ -180,6 +182,14 @@ def _server_message(body):
         if isinstance(error, str):
             return error
     return text.strip()[:500]
+
+
+def _put_details(answer):
+    """OpenTSDB's ``/api/put?details`` answer, as the count and the first rejected points."""
+    first = "; ".join("%s: %s" % (json.dumps(item.get("datapoint"), sort_keys=True), item.get("error"))
+                      for item in answer["errors"][:3])
+    failed = answer.get("failed", len(answer["errors"]))
+    return "%s of %s points failed, first: %s" % (failed, failed + answer.get("success", 0), first)
 
 
 def _describe(exc):

@@ -287,6 +287,8 @@ def check_batch(manifest):
 
 def read_batch_lines(manifest, check=True):
     """Yield the raw point lines of a finished batch; the sha256 is checked as the file is read."""
+    if not manifest["points"]:
+        return  # an empty batch is an empty file, not an empty gzip stream
     digest = hashlib.sha256()
     gunzip = Gunzip(manifest["path"])
     rest = b""

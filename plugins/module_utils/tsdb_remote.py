@@ -264,26 +264,11 @@ class PutWriter:
                                                 ok=(200, 204)),
                          attempts=self.retries, backoff=self.backoff, on_retry=on_retry)
         except HttpError as exc:
-            raise FerryError("the target rejected points: %s%s" % (exc.server_message, _rejected(exc.body)))
+            raise FerryError("the target rejected points: %s" % exc.server_message)
         with self._lock:
             self.stats["requests"] += 1
             self.stats["points"] += count
             self.stats["bytes"] += len(payload)
-
-
-def _rejected(body):
-    """The first rejected points from an OpenTSDB ``?details`` answer."""
-    try:
-        answer = json.loads(body.decode("utf-8"))
-    except (ValueError, AttributeError):
-        return ""
-    errors = answer.get("errors") if isinstance(answer, dict) else None
-    if not errors:
-        return ""
-    shown = "; ".join("%s: %s" % (json.dumps(item.get("datapoint"), sort_keys=True), item.get("error"))
-                      for item in errors[:5])
-    return " (%s of %s points failed, e.g. %s)" % (answer.get("failed", len(errors)),
-                                                   answer.get("failed", 0) + answer.get("success", 0), shown)
 
 
 class _Pace:

@@ -57,8 +57,10 @@ options:
   request_size_limit:
     description:
       - Largest request body in bytes (before compression).
+      - Defaults to 524288 for VictoriaMetrics and to 8192 for OpenTSDB, whose HTTP layer treats a larger
+        body as a chunked request and refuses it unless C(tsd.http.request.enable_chunked) is set (then
+        raise this up to C(tsd.http.request.max_chunk)).
     type: int
-    default: 524288
   points_per_request:
     description:
       - Most points in one request. The default is the fastest measured into VictoriaMetrics on loopback
@@ -123,6 +125,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+request_size_limit:
+  description: The request body limit used, in bytes.
+  returned: always
+  type: int
 points:
   description: Points in the finished batches of O(src).
   returned: always
@@ -162,24 +168,30 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import
 )
 
 
+# OpenTSDB's HTTP layer hands bodies over 8 KiB to its chunked-request path, refused by default.
+DEFAULT_SIZE_LIMITS = {"victoriametrics": 524288, "opentsdb": 8192}
+
+
 def run_restore(params, check_mode):
     plan = restore_plan(params["src"])
     result = {"points": plan["points"], "batches": len(plan["batches"])}
     inputs = fingerprint({"src": params["src"], "url": params["url"], "kind": params["kind"],
                           "batches": [(m["name"], m["sha256"]) for m in plan["batches"]],
                           "limits": (params["request_size_limit"], params["points_per_request"])})
+    result["request_size_limit"] = params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
     step = Journal(params["state_dir"], create=not check_mode).step(params["step"] or "tsdb_restore")
     decision = step.decide(inputs, params["force"])
     result["decision"] = decision
     if decision == SKIP or check_mode:
         result["changed"] = decision != SKIP and plan["points"] > 0
         return result
+    size_limit = params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
     writer = PutWriter(params["url"], params["url_username"], params["url_password"], params["connections"],
                        params["compress"], timeout=params["timeout"], throttle=params["throttle"],
                        validate_certs=params["validate_certs"], details=params["kind"] == "opentsdb")
     checkpoint = step.checkpoint() if decision == RESUME else None
     with step.begin(inputs, resume=decision == RESUME, total=len(plan["batches"]), unit="batches"):
-        counts = restore(plan, writer, params["request_size_limit"], params["points_per_request"], step, checkpoint)
+        counts = restore(plan, writer, size_limit, params["points_per_request"], step, checkpoint)
         result["counts"] = counts
         if params["verify"]:
             client = client_from_params(params["verify_url"] or params["url"], params)
@@ -195,7 +207,7 @@ def main():
         url=dict(type="str", required=True),
         kind=dict(type="str", default="victoriametrics", choices=["opentsdb", "victoriametrics"]),
         verify_url=dict(type="str"),
-        request_size_limit=dict(type="int", default=524288),
+        request_size_limit=dict(type="int"),
         points_per_request=dict(type="int", default=2000),
         connections=dict(type="int", default=4),
         compress=dict(type="bool", default=False),

@@ -133,3 +133,9 @@ def test_chunks_respect_bytes_and_points():
     chunks = list(chunk_lines(iter(lines), max_bytes=10 ** 6, max_points=10))
     assert [count for body, count in chunks] == [10, 10, 5]
     assert json.loads(list(chunk_lines(iter([b'{"a":1}', b'{"a":2}']), 100, 100))[0][0]) == [{"a": 1}, {"a": 2}]
+
+
+def test_an_empty_batch_reads_as_no_lines(tmp_path):
+    manifest = write_batch(tmp_path, [[]]).finish()
+    assert manifest["points"] == 0 and manifest["first_ts"] is None
+    assert list(read_batch_lines(finished_batches(str(tmp_path))[0])) == []
