@@ -48,11 +48,10 @@ def run(label, limits, env_urls, tsdb, transfer, remote):
     directory = os.path.join(BENCH_DIR, "points-" + label)
     subprocess.run(["rm", "-rf", directory], check=True)
     build_points(tsdb, directory, "%s%d" % (label, int(time.time())))
-    plan = transfer.restore_plan(directory)
     writer = remote.PutWriter(env_urls["FERRY_VM_OPENTSDB_URL"], connections=limits["connections"],
                               use_gzip=limits["compress"], details=False)
     started = time.perf_counter()
-    stats = transfer.restore(plan, writer, limits["request_size_limit"], limits["points_per_request"])
+    stats, plan = transfer.restore(directory, writer, limits["request_size_limit"], limits["points_per_request"])
     seconds = time.perf_counter() - started
     client = remote.HttpClient(env_urls["FERRY_VM_URL"])
     report = transfer.verify("victoriametrics", client, plan, timeout=60)

@@ -182,6 +182,10 @@ def _quote(text):
     return quote(text, safe="")
 
 
+class Rejected(FerryError):
+    """The target refused points (a 4xx other than 429): sending them again cannot help."""
+
+
 class PutWriter:
     """Sends put bodies to ``/api/put`` over several keep-alive connections.
 
@@ -264,7 +268,7 @@ class PutWriter:
                                                 ok=(200, 204)),
                          attempts=self.retries, backoff=self.backoff, on_retry=on_retry)
         except HttpError as exc:
-            raise FerryError("the target rejected points: %s" % exc.server_message)
+            raise Rejected("the target rejected points: %s" % exc.server_message)
         with self._lock:
             self.stats["requests"] += 1
             self.stats["points"] += count

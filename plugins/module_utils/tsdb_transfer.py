@@ -31,9 +31,34 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     plan_batches,
     read_batch_lines,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import count_on_target
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import Rejected, count_on_target
 
 CHECKPOINT_INTERVAL = 1.0
+STOP_FILE = "STOP"
+
+
+class Stopped(FerryError):
+    """A graceful stop asked for with the STOP file: the current batch was finished first."""
+
+
+def stop_requested(state_dir):
+    """True when the operator created ``<state_dir>/STOP`` (``touch`` it; remove it to go on)."""
+    return bool(state_dir) and os.path.exists(os.path.join(state_dir, STOP_FILE))
+
+
+def wait_for_space(path, min_free_bytes, min_free_inodes, timeout, poll=5.0, sleep=time.sleep):
+    """Wait until ``path``'s file system has room (bytes and inodes); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stat = os.statvfs(path)
+        free_bytes, free_inodes = stat.f_bavail * stat.f_frsize, stat.f_favail
+        if free_bytes >= min_free_bytes and free_inodes >= min_free_inodes:
+            return
+        if time.monotonic() >= deadline:
+            raise FerryError("not enough room in %s after waiting %d s: %d MiB and %d inodes free, %d MiB and %d "
+                             "inodes needed" % (path, timeout, free_bytes >> 20, free_inodes, min_free_bytes >> 20,
+                                                min_free_inodes))
+        sleep(poll)
 
 
 def dump_plan(source, start_ms, stop_ms, interval_ms, prefix="", metrics=None, regex=None):
@@ -43,8 +68,12 @@ def dump_plan(source, start_ms, stop_ms, interval_ms, prefix="", metrics=None, r
             "start": iso(start_ms), "stop": iso(stop_ms)}
 
 
-def dump(source, dest, plan, tags=None, step=None, checkpoint=None):
-    """Write every planned batch not yet finished in ``dest``; returns counts."""
+def dump(source, dest, plan, tags=None, step=None, checkpoint=None, space=None, state_dir=None):
+    """Write every planned batch not yet finished in ``dest``; returns counts.
+
+    ``space`` is ``(min_free_bytes, min_free_inodes, timeout)``: before each batch the dump waits for
+    that much room. A STOP file in ``state_dir`` ends the dump after the current batch.
+    """
     os.makedirs(dest, exist_ok=True)
     done = set(m["name"] for m in finished_batches(dest))
     totals = {"batches_written": 0, "batches_skipped": 0, "points": 0, "queries": 0}
@@ -53,6 +82,12 @@ def dump(source, dest, plan, tags=None, step=None, checkpoint=None):
         if name in done:
             totals["batches_skipped"] += 1
             continue
+        if stop_requested(state_dir):
+            raise Stopped("stopped on request (%s): %d batch(es) dumped, %d to go; remove the file and run again"
+                          % (os.path.join(state_dir, STOP_FILE), len(done) + totals["batches_written"],
+                             len(plan["ranges"]) - index))
+        if space:
+            wait_for_space(dest, *space)
         resume = checkpoint if checkpoint and checkpoint.get("batch") == name else None
         manifest = _dump_batch(source, dest, name, begin, end, plan["metrics"], tags, step, resume)
         checkpoint = None
@@ -94,35 +129,58 @@ def restore_plan(source_dir):
     return {"batches": manifests, "points": sum(m["points"] for m in manifests), "metrics": metrics}
 
 
-def restore(plan, writer, max_bytes, max_points, step=None, checkpoint=None):
-    """Send every batch's points; returns the writer's stats and the batches restored."""
+def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=None, follow=None,
+            batch_attempts=3, state_dir=None, sleep=time.sleep):
+    """Send every finished batch of ``source_dir``; returns the writer's stats and the final plan.
+
+    ``follow`` is ``(still_dumping, poll_seconds)``: while ``still_dumping()`` is true, batches the dump
+    finishes later are restored too (the pipelined transfer). A batch that fails is tried again
+    ``batch_attempts`` times, skipping its acknowledged requests, then the restore fails naming it.
+    """
     state = {"done": list((checkpoint or {}).get("done") or []), "current": (checkpoint or {}).get("current"),
              "acked": set((checkpoint or {}).get("acked") or [])}
     tracker = _AckTracker(step, state)
     started = time.monotonic()
-    sent_before = 0
-    for index, manifest in enumerate(plan["batches"]):
-        name = manifest["name"]
-        if name in state["done"]:
-            continue
-        if state["current"] != name:
-            state["current"], state["acked"] = name, set()
+    while True:
+        dumping = follow is not None and follow[0]()
+        plan = restore_plan(source_dir)
+        pending = [m for m in plan["batches"] if m["name"] not in state["done"]]
+        for manifest in pending:
+            if stop_requested(state_dir):
+                raise Stopped("stopped on request (%s) after %d restored batch(es); remove the file and run again"
+                              % (os.path.join(state_dir, STOP_FILE), len(state["done"])))
+            _restore_batch(manifest, writer, max_bytes, max_points, state, tracker, batch_attempts, sleep)
+            if step is not None:
+                step.progress(len(state["done"]), len(plan["batches"]), "batches")
+        if not dumping:
+            break
+        sleep(follow[1])
+    seconds = time.monotonic() - started
+    result = dict(writer.stats)
+    result.update(seconds=round(seconds, 3), batches=len(plan["batches"]),
+                  points_per_s=round(result["points"] / seconds, 1) if seconds else None)
+    return result, plan
+
+
+def _restore_batch(manifest, writer, max_bytes, max_points, state, tracker, attempts, sleep):
+    name = manifest["name"]
+    if state["current"] != name:
+        state["current"], state["acked"] = name, set()
+    check_batch(manifest)
+    for attempt in range(1, attempts + 1):
         skip = set(state["acked"])
-        check_batch(manifest)
         lines = read_batch_lines(manifest, check=False)
         bodies = ((body, count, position)
                   for position, (body, count) in enumerate(chunk_lines(lines, max_bytes, max_points))
                   if position not in skip)
-        stats = writer.write(bodies, on_done=tracker.ack)
-        tracker.batch_done(name)
-        sent_before = stats["points"]
-        if step is not None:
-            step.progress(index + 1, len(plan["batches"]), "batches")
-    seconds = time.monotonic() - started
-    result = dict(writer.stats)
-    result.update(seconds=round(seconds, 3), points_per_s=round(sent_before / seconds, 1) if seconds else None,
-                  batches=len(plan["batches"]))
-    return result
+        try:
+            writer.write(bodies, on_done=tracker.ack)
+            break
+        except FerryError as exc:
+            if attempt == attempts or isinstance(exc, Rejected):
+                raise FerryError("batch %s failed after %d attempt(s): %s" % (name, attempt, exc))
+            sleep(min(60, 5 * attempt))
+    tracker.batch_done(name)
 
 
 class _AckTracker:

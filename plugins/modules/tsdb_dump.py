@@ -93,6 +93,26 @@ options:
       - Number of points each query aims at; frames grow or shrink with the density of the data.
     type: int
     default: 50000
+  min_free_mb:
+    description:
+      - Before each batch, wait until the file system of O(dest) has this many MiB free (for example while a
+        pipelined restore frees room), at most O(space_wait_timeout) seconds.
+    type: int
+    default: 512
+  min_free_inodes:
+    description:
+      - Before each batch, wait until the file system of O(dest) has this many free inodes.
+    type: int
+    default: 1000
+  space_wait_timeout:
+    description:
+      - Longest wait in seconds for O(min_free_mb) and O(min_free_inodes); then the dump fails, naming
+        what is missing. Batches already finished stay.
+    type: float
+    default: 3600
+notes:
+  - Create the file C(STOP) in O(state_dir) to stop gracefully after the current batch; the step is then
+    recorded as failed, and a later run continues where it stopped.
 attributes:
   check_mode:
     support: full
@@ -198,7 +218,9 @@ def run_dump(params, check_mode):
         return result
     checkpoint = step.checkpoint() if decision == RESUME else None
     with step.begin(inputs, resume=decision == RESUME, total=len(plan["ranges"]), unit="batches"):
-        counts = dump(source, params["dest"], plan, params["tags"], step, checkpoint)
+        space = (params["min_free_mb"] << 20, params["min_free_inodes"], params["space_wait_timeout"])
+        counts = dump(source, params["dest"], plan, params["tags"], step, checkpoint, space,
+                      Journal(params["state_dir"]).state_dir)
         step.complete(counts=counts)
     result.update(changed=counts["batches_written"] > 0, counts=counts)
     return result
@@ -218,6 +240,9 @@ def main():
         batch_interval=dict(type="str", default="day"),
         dest=dict(type="path", required=True),
         points_per_query=dict(type="int", default=50000),
+        min_free_mb=dict(type="int", default=512),
+        min_free_inodes=dict(type="int", default=1000),
+        space_wait_timeout=dict(type="float", default=3600.0),
     )
     argument_spec.update(state_argument_spec())
     argument_spec.update(http_argument_spec())

@@ -92,6 +92,32 @@ options:
       - Seconds to wait for the target to show every point (ingestion is asynchronous).
     type: float
     default: 60
+  wait_for_step:
+    description:
+      - Pipelined transfer. The name of a M(ferry.migrate.tsdb_dump) step writing into O(src) with the same
+        O(state_dir). While that step runs, batches it finishes are restored as they appear (a batch is
+        ready once its manifest exists, which survives restarts); the restore ends when the dump is
+        complete, and fails naming the dump's error if the dump failed or was stopped.
+    type: str
+  poll_interval:
+    description:
+      - Seconds between looks for new batches with O(wait_for_step).
+    type: float
+    default: 10
+  wait_timeout:
+    description:
+      - Seconds to wait for the O(wait_for_step) step to start.
+    type: float
+    default: 600
+  batch_attempts:
+    description:
+      - Times a batch is tried before the restore fails naming it (requests already acknowledged are not
+        sent again). Points the target rejects fail at once.
+    type: int
+    default: 3
+notes:
+  - Create the file C(STOP) in O(state_dir) to stop gracefully after the current batch; the step is then
+    recorded as failed, and a later run continues where it stopped.
 attributes:
   check_mode:
     support: full
@@ -148,6 +174,8 @@ decision:
   type: str
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
@@ -173,32 +201,67 @@ DEFAULT_SIZE_LIMITS = {"victoriametrics": 524288, "opentsdb": 8192}
 
 
 def run_restore(params, check_mode):
+    journal = Journal(params["state_dir"], create=not check_mode)
     plan = restore_plan(params["src"])
-    result = {"points": plan["points"], "batches": len(plan["batches"])}
-    inputs = fingerprint({"src": params["src"], "url": params["url"], "kind": params["kind"],
-                          "batches": [(m["name"], m["sha256"]) for m in plan["batches"]],
-                          "limits": (params["request_size_limit"], params["points_per_request"])})
-    result["request_size_limit"] = params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
-    step = Journal(params["state_dir"], create=not check_mode).step(params["step"] or "tsdb_restore")
+    follow = params["wait_for_step"]
+    size_limit = params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
+    result = {"points": plan["points"], "batches": len(plan["batches"]), "request_size_limit": size_limit}
+    # Following a dump, the batches are not known yet: the dump's own inputs stand for them.
+    source = ("follow", follow, (journal.step(follow).record() or {}).get("fingerprint")) if follow else \
+        [(m["name"], m["sha256"]) for m in plan["batches"]]
+    inputs = fingerprint({"src": params["src"], "url": params["url"], "kind": params["kind"], "batches": source,
+                          "limits": (size_limit, params["points_per_request"])})
+    step = journal.step(params["step"] or "tsdb_restore")
     decision = step.decide(inputs, params["force"])
     result["decision"] = decision
     if decision == SKIP or check_mode:
-        result["changed"] = decision != SKIP and plan["points"] > 0
+        result["changed"] = decision != SKIP and (plan["points"] > 0 or bool(follow))
         return result
-    size_limit = params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
     writer = PutWriter(params["url"], params["url_username"], params["url_password"], params["connections"],
                        params["compress"], timeout=params["timeout"], throttle=params["throttle"],
                        validate_certs=params["validate_certs"], details=params["kind"] == "opentsdb")
     checkpoint = step.checkpoint() if decision == RESUME else None
-    with step.begin(inputs, resume=decision == RESUME, total=len(plan["batches"]), unit="batches"):
-        counts = restore(plan, writer, size_limit, params["points_per_request"], step, checkpoint)
-        result["counts"] = counts
+    watch = DumpWatch(journal, follow, params["wait_timeout"]) if follow else None
+    with step.begin(inputs, resume=decision == RESUME, unit="batches"):
+        counts, plan = restore(params["src"], writer, size_limit, params["points_per_request"], step, checkpoint,
+                               follow=(watch.running, params["poll_interval"]) if watch else None,
+                               batch_attempts=params["batch_attempts"], state_dir=journal.state_dir)
+        if watch:
+            watch.check_finished(len(plan["batches"]))
+        result.update(counts=counts, points=plan["points"], batches=len(plan["batches"]))
         if params["verify"]:
             client = client_from_params(params["verify_url"] or params["url"], params)
             result["verification"] = verify(params["kind"], client, plan, params["verify_timeout"])
         step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]})
     result["changed"] = counts["points"] > 0
     return result
+
+
+class DumpWatch:
+    """Whether the dump step this restore follows is still producing batches."""
+
+    def __init__(self, journal, name, timeout):
+        self.step = journal.step(name)
+        self.name = name
+        self.timeout = timeout
+        self.started = time.monotonic()
+
+    def running(self):
+        record = self.step.record()
+        if record is None:
+            if time.monotonic() - self.started > self.timeout:
+                raise FerryError("step %s has not started after %d s: is the dump running with this state_dir?"
+                                 % (self.name, self.timeout))
+            return True
+        return record["status"] == "running"
+
+    def check_finished(self, batches):
+        record = self.step.record() or {}
+        if record.get("status") != "complete":
+            raise FerryError("the dump step %s is %s%s: the %d batch(es) it finished were restored; run the dump "
+                             "again, then this restore, to complete the transfer"
+                             % (self.name, record.get("status"), ": %s" % record["error"] if record.get("error") else "",
+                                batches))
 
 
 def main():
@@ -214,6 +277,10 @@ def main():
         throttle=dict(type="int", default=0),
         verify=dict(type="bool", default=True),
         verify_timeout=dict(type="float", default=60.0),
+        wait_for_step=dict(type="str"),
+        poll_interval=dict(type="float", default=10.0),
+        wait_timeout=dict(type="float", default=600.0),
+        batch_attempts=dict(type="int", default=3),
     )
     argument_spec.update(state_argument_spec())
     argument_spec.update(http_argument_spec())

@@ -67,6 +67,7 @@ def assert_same_points(found, expected):
     """Exact, except integers above 2^53 in VictoriaMetrics: its storage keeps a decimal mantissa
     and rounds them (documented in docs/opentsdb.md); those must still agree to 1e-12."""
     assert len(found) == len(expected)
+
     def is_big(value):
         return isinstance(value, int) and abs(value) > 2 ** 53
 
@@ -90,13 +91,15 @@ def params(**extra):
 def dump_args(url, start, stop, dest, state, **extra):
     return params(url=url, kind="opentsdb", start=str(start), stop=str(stop), timezone="UTC", metric_prefix="",
                   metrics=[], metric_regex=None, tags={}, batch_interval="hour", dest=str(dest),
-                  points_per_query=20000, state_dir=str(state), **extra)
+                  points_per_query=20000, state_dir=str(state), min_free_mb=1, min_free_inodes=10,
+                  space_wait_timeout=5.0, **extra)
 
 
 def restore_args(src, url, state, **extra):
     base = dict(src=str(src), url=url, kind="victoriametrics", verify_url=None, request_size_limit=None,
                 points_per_request=2000, connections=4, compress=False, throttle=0, verify=True,
-                verify_timeout=30.0, state_dir=str(state))
+                verify_timeout=30.0, state_dir=str(state), wait_for_step=None, poll_interval=0.2,
+                wait_timeout=30.0, batch_attempts=3)
     base.update(extra)
     return params(**base)
 
@@ -258,3 +261,44 @@ def test_killed_dump_and_restore_rerun_give_each_point_once(emulator, servers, t
     found = vm_points(servers["FERRY_VM_URL"], sorted(set(p[0] for p in points)), base, base + DAY)
     expected = [p for p in points if base <= p[2] < base + DAY]
     assert_same_points(found, expected)
+
+
+def test_pipelined_restore_follows_the_dump(emulator, servers, tmp_path):
+    base = recent_day() - 4 * DAY
+    points = sample_points(base, count=24000)
+    emulator.add_points(points)
+    emulator.inject("/api/query", delay=0.03, times=10 ** 6)
+    state = tmp_path / "s"
+    args_file = tmp_path / "dump.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dump_args(emulator.url, base, base + DAY, tmp_path / "d",
+                                                                      state)}))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    dumper = subprocess.Popen([sys.executable, os.path.join(ROOT, "plugins", "modules", "tsdb_dump.py"),
+                               str(args_file)], env=env, stdout=subprocess.PIPE)
+    (tmp_path / "d").mkdir(exist_ok=True)
+    result = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], state,
+                                                   verify_url=servers["FERRY_VM_URL"], wait_for_step="tsdb_dump"),
+                                      False)
+    dumper.communicate()
+    assert dumper.returncode == 0
+    journal = Journal(str(state))
+    dump_record, restore_record = journal.step("tsdb_dump").record(), journal.step("tsdb_restore").record()
+    assert restore_record["started_epoch"] < dump_record["ended_epoch"]  # they overlapped
+    assert result["batches"] == 24
+    assert result["verification"]["found_points"] == len([p for p in points if base <= p[2] < base + DAY])
+
+
+def test_stop_file_and_space_gate(emulator, tmp_path):
+    base = recent_day()
+    emulator.add_points([("stop.m", {"h": "x"}, base + i * 1000, i) for i in range(100)])
+    state = tmp_path / "s"
+    state.mkdir()
+    (state / "STOP").write_text("")
+    with pytest.raises(FerryError, match=r"stopped on request .*STOP\): 0 batch\(es\) dumped, 24 to go"):
+        tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
+    (state / "STOP").unlink()
+    with pytest.raises(FerryError, match=r"not enough room in .* after waiting 0 s"):
+        tsdb_dump.run_dump(dict(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state),
+                                min_free_mb=1 << 30, space_wait_timeout=0.0), False)
+    done = tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
+    assert done["decision"] == "resume" and done["counts"]["points"] == 100
