@@ -149,6 +149,8 @@ step_molecule() {
         # A fresh work directory per scenario (see extensions/molecule/config.yml).
         export FERRY_MOLECULE_WORKDIR="$RUN/molecule/$scenario"
         rm -rf "$FERRY_MOLECULE_WORKDIR"
+        # Molecule remembers "prepared" across runs; the work directory is new, so prepare again.
+        molecule reset --scenario-name "$scenario" >/dev/null 2>&1 || true
         molecule test --scenario-name "$scenario" || failed+=("$scenario")
     done
     [ ${#failed[@]} -eq 0 ] || die "molecule scenarios failed: ${failed[*]}"
