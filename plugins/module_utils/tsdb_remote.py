@@ -291,19 +291,21 @@ class _Pace:
                 time.sleep(ahead)
 
 
+def target_frames(kind, client, metric, begin_ms, end_ms, retries=5):
+    """A target's points of one metric in ``[begin, end)``, read back with its own API."""
+    if kind == "victoriametrics":
+        source = PrometheusSource(client, retries=retries)
+    else:
+        source = OpenTSDBSource(client, retries=retries, target_points=10 ** 9)
+    try:
+        for frame in source.frames(metric, begin_ms, end_ms):
+            yield frame[2]
+    except HttpError as exc:
+        if not (exc.status == 400 and "No such name" in exc.server_message):
+            raise
+
+
 def count_on_target(kind, client, metric_ranges, retries=5):
     """Points per metric found on the target: ``{metric: count}`` for ``{metric: (first, last)}`` ranges."""
-    counts = {}
-    for metric, (first, last) in sorted(metric_ranges.items()):
-        if kind == "victoriametrics":
-            source = PrometheusSource(client, retries=retries)
-        else:
-            source = OpenTSDBSource(client, retries=retries, target_points=10 ** 9)
-        try:
-            counts[metric] = sum(len(points) for begin, end, points in source.frames(metric, first, last + 1))
-        except HttpError as exc:
-            if exc.status == 400 and "No such name" in exc.server_message:
-                counts[metric] = 0
-            else:
-                raise
-    return counts
+    return dict((metric, sum(len(points) for points in target_frames(kind, client, metric, first, last + 1, retries)))
+                for metric, (first, last) in sorted(metric_ranges.items()))

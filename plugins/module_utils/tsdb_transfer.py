@@ -28,10 +28,11 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     chunk_lines,
     finished_batches,
     iso,
+    parse_line,
     plan_batches,
     read_batch_lines,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import Rejected, count_on_target
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import Rejected, count_on_target, target_frames
 
 CHECKPOINT_INTERVAL = 1.0
 STOP_FILE = "STOP"
@@ -239,6 +240,43 @@ def verify(kind, client, plan, timeout=30.0, poll=1.0):
                                  "dropped (VictoriaMetrics keeps 1 month by default: -retentionPeriod)"
                                  % (len(short), names), report)
     return report
+
+
+def verify_values(kind, client, plan, limit=20):
+    """Compare every point of every batch with what the target returns for the batch's range.
+
+    Memory stays at one batch's points for one metric. VictoriaMetrics stores values with a decimal
+    mantissa, so there values agree to 1e-12 relative; OpenTSDB must give them back exactly.
+    """
+    tolerance = 1e-12 if kind == "victoriametrics" else 0.0
+    differences = []
+    checked = 0
+    for manifest in plan["batches"]:
+        begin = manifest.get("begin_ms", manifest["first_ts"])
+        end = manifest.get("end_ms", (manifest["last_ts"] or 0) + 1)
+        for metric in sorted(manifest["metrics"]):
+            sent = dict(((tags, stamp), value) for name, tags, stamp, value in
+                        (parse_line(line) for line in read_batch_lines(manifest, check=False)) if name == metric)
+            found = {}
+            for frame in target_frames(kind, client, metric, begin, end):
+                found.update(((tags, stamp), value) for name, tags, stamp, value in frame)
+            checked += len(sent)
+            for key, value in sent.items():
+                if key not in found or not _same(value, found[key], tolerance):
+                    differences.append("%s%s at %s: sent %r, target has %r" % (
+                        metric, dict(key[0]), iso(key[1]), value, found.get(key, "nothing")))
+                    if len(differences) >= limit:
+                        break
+    if differences:
+        raise VerificationFailed("verification of values failed: %s" % "; ".join(differences[:limit]),
+                                 {"values_checked": checked, "differences": differences})
+    return {"values_checked": checked}
+
+
+def _same(sent, found, tolerance):
+    if sent == found:
+        return True
+    return tolerance and abs(float(sent) - float(found)) <= tolerance * max(abs(float(sent)), 1.0)
 
 
 class VerificationFailed(FerryError):

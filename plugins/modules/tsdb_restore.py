@@ -87,6 +87,13 @@ options:
       - Count the points on the target afterwards and fail on a shortfall.
     type: bool
     default: true
+  verify_values:
+    description:
+      - After the counts, also read every point back and compare its value with what was sent (exactly for
+        OpenTSDB, to 1e-12 relative for VictoriaMetrics, whose storage rounds long numbers). Reads the whole
+        range back once more; memory stays at one batch's points of one metric.
+    type: bool
+    default: false
   verify_timeout:
     description:
       - Seconds to wait for the target to show every point (ingestion is asynchronous).
@@ -193,6 +200,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import
     restore,
     restore_plan,
     verify,
+    verify_values,
 )
 
 
@@ -232,6 +240,8 @@ def run_restore(params, check_mode):
         if params["verify"]:
             client = client_from_params(params["verify_url"] or params["url"], params)
             result["verification"] = verify(params["kind"], client, plan, params["verify_timeout"])
+            if params["verify_values"]:
+                result["verification"].update(verify_values(params["kind"], client, plan))
         step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]})
     result["changed"] = counts["points"] > 0
     return result
@@ -277,6 +287,7 @@ def main():
         throttle=dict(type="int", default=0),
         verify=dict(type="bool", default=True),
         verify_timeout=dict(type="float", default=60.0),
+        verify_values=dict(type="bool", default=False),
         wait_for_step=dict(type="str"),
         poll_interval=dict(type="float", default=10.0),
         wait_timeout=dict(type="float", default=600.0),

@@ -19,6 +19,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import Ht
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import normalize_tags
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PrometheusSource
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import restore_plan, verify_values
 from ansible_collections.ferry.migrate.plugins.modules import tsdb_dump, tsdb_restore
 
 from tests.support.otsdb_emulator import OpenTSDBEmulator
@@ -98,7 +99,7 @@ def dump_args(url, start, stop, dest, state, **extra):
 def restore_args(src, url, state, **extra):
     base = dict(src=str(src), url=url, kind="victoriametrics", verify_url=None, request_size_limit=None,
                 points_per_request=2000, connections=4, compress=False, throttle=0, verify=True,
-                verify_timeout=30.0, state_dir=str(state), wait_for_step=None, poll_interval=0.2,
+                verify_timeout=30.0, verify_values=False, state_dir=str(state), wait_for_step=None, poll_interval=0.2,
                 wait_timeout=30.0, batch_attempts=3)
     base.update(extra)
     return params(**base)
@@ -129,7 +130,8 @@ def test_emulator_to_victoriametrics_exact_set(emulator, servers, tmp_path):
     expected = [p for p in points if start <= p[2] < stop]
     assert dumped["counts"]["points"] == len(expected) > 100000
     restored = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s",
-                                                     verify_url=servers["FERRY_VM_URL"]), False)
+                                                     verify_url=servers["FERRY_VM_URL"], verify_values=True), False)
+    assert restored["verification"]["values_checked"] == len([p for p in points if start <= p[2] < stop])
     assert restored["verification"]["short"] == {} and restored["verification"]["found_points"] == len(expected)
     found = vm_points(servers["FERRY_VM_URL"], sorted(set(p[0] for p in points)), start, stop)
     assert_same_points(found, expected)
@@ -144,8 +146,14 @@ def test_emulator_to_emulator_keeps_integers_exact(emulator, tmp_path):
     emulator.add_points(points)
     with OpenTSDBEmulator() as target:
         tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", tmp_path / "s"), False)
-        tsdb_restore.run_restore(restore_args(tmp_path / "d", target.url, tmp_path / "s", kind="opentsdb"), False)
+        result = tsdb_restore.run_restore(restore_args(tmp_path / "d", target.url, tmp_path / "s", kind="opentsdb",
+                                                       verify_values=True), False)
         assert target.points() == emulator.points()
+        assert result["verification"]["values_checked"] == 2000
+        target.add_points([("int.exact", {"host": "a-b"}, base + 7, 12345)])  # the target now differs
+        with pytest.raises(FerryError, match=r"verification of values failed: int.exact\{'host': 'a-b'\} at .*"
+                                             r"sent 9007199254741000, target has 12345"):
+            verify_values("opentsdb", HttpClient(target.url), restore_plan(str(tmp_path / "d")))
 
 
 def test_victoriametrics_to_victoriametrics(servers, tmp_path):
