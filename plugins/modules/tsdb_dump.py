@@ -158,6 +158,12 @@ batches:
   returned: always
   type: list
   elements: str
+frames_min:
+  description: The fewest query frames the dump needs, one per metric per batch; dense data splits
+    frames further (about O(points_per_query) points each).
+  returned: always
+  type: int
+  sample: 480
 start:
   description: The start as ISO 8601 UTC.
   returned: always
@@ -206,7 +212,8 @@ def run_dump(params, check_mode):
     else:
         source = PrometheusSource(client)
     plan = dump_plan(source, start, stop, interval, params["metric_prefix"], params["metrics"], params["metric_regex"])
-    result = {"metrics": plan["metrics"], "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"]}
+    result = {"metrics": plan["metrics"], "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"],
+              "frames_min": len(plan["metrics"]) * len(plan["batches"])}
     inputs = fingerprint({"url": params["url"], "kind": params["kind"], "start": start, "stop": stop,
                           "interval": interval, "metrics": plan["metrics"], "tags": params["tags"],
                           "dest": params["dest"]})

@@ -221,7 +221,7 @@ def test_check_mode_plans_without_writing(emulator, tmp_path):
     emulator.add_points([("plan.a", {"h": "x"}, base, 1), ("plan.b", {"h": "x"}, base, 1)])
     result = tsdb_dump.run_dump(dict(dump_args(emulator.url, base, base + DAY, tmp_path / "d", tmp_path / "s"),
                                      batch_interval="day"), True)
-    assert result["metrics"] == ["plan.a", "plan.b"] and len(result["batches"]) == 1
+    assert result["metrics"] == ["plan.a", "plan.b"] and len(result["batches"]) == 1 and result["frames_min"] == 2
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
 
 
