@@ -18,7 +18,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryE
 from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import HttpClient
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import normalize_tags
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PrometheusSource
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import OpenTSDBSource, PrometheusSource
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import restore_plan, verify_values
 from ansible_collections.ferry.migrate.plugins.modules import tsdb_dump, tsdb_restore
 
@@ -310,3 +310,13 @@ def test_stop_file_and_space_gate(emulator, tmp_path):
                                 min_free_mb=1 << 30, space_wait_timeout=0.0), False)
     done = tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
     assert done["decision"] == "resume" and done["counts"]["points"] == 100
+
+
+def test_every_metric_is_listed_whatever_its_characters(emulator):
+    names = ["m.%05d" % i for i in range(12000)] + [u"m.caf\u00e9", "m.~tilde", "m.z:colon", "other.metric"]
+    emulator.add_points((name, {"h": "x"}, 1000, 1) for name in names)
+    source = OpenTSDBSource(HttpClient(emulator.url))
+    assert source.list_metrics("m.") == sorted(n for n in names if n.startswith("m."))
+    assert source.list_metrics(regex=r"caf|tilde") == [u"m.caf\u00e9", "m.~tilde"]
+    with pytest.raises(FerryError, match="metric\\(s\\) not found on the source: nope"):
+        source.list_metrics(metrics=["nope", "other.metric"])
