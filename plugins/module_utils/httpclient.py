@@ -92,22 +92,21 @@ class HttpClient:
             self._conn = None
 
     def _send(self, method, target, body, headers):
-        # A kept-alive connection the server closed meanwhile fails on first use: retry once on a new one.
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request(method, target, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                self.close()
-                if attempt == 2:
-                    raise
-                continue
-            if response.getheader("Connection", "").lower() == "close":
-                self.close()
-            return response.status, data
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._exchange(method, target, body, headers)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # A kept-alive connection the server closed meanwhile fails on first use: once more, on a new one.
+            self.close()
+            return self._exchange(method, target, body, headers)
+
+    def _exchange(self, method, target, body, headers):
+        conn = self._connection()
+        conn.request(method, target, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return response.status, data
 
     def _connection(self):
         if self._conn is None:
@@ -148,22 +147,19 @@ def with_retries(call, attempts=5, backoff=0.5, max_backoff=30.0, sleep=time.sle
     cannot fix them, and the server's message is what the operator needs.
     """
     delay = backoff
-    for attempt in range(1, attempts + 1):
+    attempt = 1
+    while True:
         try:
             return call()
-        except HttpError as exc:
-            if exc.status not in RETRY_STATUSES or attempt == attempts:
+        except (HttpError, ConnectionFailed) as exc:
+            retryable = not isinstance(exc, HttpError) or exc.status in RETRY_STATUSES
+            if not retryable or attempt >= attempts:
                 raise
-            error = exc
-        except ConnectionFailed as exc:
-            if attempt == attempts:
-                raise
-            error = exc
-        if on_retry is not None:
-            on_retry(attempt, error)
+            if on_retry is not None:
+                on_retry(attempt, exc)
         sleep(min(delay, max_backoff))
         delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
+        attempt += 1
 
 
 def _server_message(body):

@@ -163,6 +163,33 @@ def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=Non
     return result, plan
 
 
+class DumpWatch:
+    """Whether the dump step this restore follows is still producing batches."""
+
+    def __init__(self, journal, name, timeout):
+        self.step = journal.step(name)
+        self.name = name
+        self.timeout = timeout
+        self.started = time.monotonic()
+
+    def running(self):
+        record = self.step.record()
+        if record is None:
+            if time.monotonic() - self.started > self.timeout:
+                raise FerryError("step %s has not started after %d s: is the dump running with this state_dir?"
+                                 % (self.name, self.timeout))
+            return True
+        return record["status"] == "running"
+
+    def check_finished(self, batches):
+        record = self.step.record() or {}
+        if record.get("status") != "complete":
+            raise FerryError("the dump step %s is %s%s: the %d batch(es) it finished were restored; run the dump "
+                             "again, then this restore, to complete the transfer"
+                             % (self.name, record.get("status"), ": %s" % record["error"] if record.get("error") else "",
+                                batches))
+
+
 def _restore_batch(manifest, writer, max_bytes, max_points, state, tracker, attempts, sleep):
     name = manifest["name"]
     if state["current"] != name:

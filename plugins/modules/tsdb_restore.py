@@ -181,8 +181,6 @@ decision:
   type: str
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
@@ -196,6 +194,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
+    DumpWatch,
     VerificationFailed,
     restore,
     restore_plan,
@@ -245,33 +244,6 @@ def run_restore(params, check_mode):
         step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]})
     result["changed"] = counts["points"] > 0
     return result
-
-
-class DumpWatch:
-    """Whether the dump step this restore follows is still producing batches."""
-
-    def __init__(self, journal, name, timeout):
-        self.step = journal.step(name)
-        self.name = name
-        self.timeout = timeout
-        self.started = time.monotonic()
-
-    def running(self):
-        record = self.step.record()
-        if record is None:
-            if time.monotonic() - self.started > self.timeout:
-                raise FerryError("step %s has not started after %d s: is the dump running with this state_dir?"
-                                 % (self.name, self.timeout))
-            return True
-        return record["status"] == "running"
-
-    def check_finished(self, batches):
-        record = self.step.record() or {}
-        if record.get("status") != "complete":
-            raise FerryError("the dump step %s is %s%s: the %d batch(es) it finished were restored; run the dump "
-                             "again, then this restore, to complete the transfer"
-                             % (self.name, record.get("status"), ": %s" % record["error"] if record.get("error") else "",
-                                batches))
 
 
 def main():
