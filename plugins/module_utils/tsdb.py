@@ -21,6 +21,7 @@ __metaclass__ = type
 import calendar
 import gzip
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -166,6 +167,17 @@ def point_line(metric, tags, timestamp_ms, value, prefix=None):
     return b"%s%d,\"value\":%s}" % (head, timestamp_ms, _number(value))
 
 
+def series_lines(prefix, times_s, values):
+    """The point lines of one series (``series_prefix`` bytes, times in s, float values), each ending in a newline.
+
+    The same bytes as :func:`point_line` per point, built in one pass: converters emit millions.
+    """
+    text = "".join(itertools.chain.from_iterable(zip(
+        itertools.repeat(prefix.decode("utf-8")), map(str, times_s), itertools.repeat('000,"value":'), map(repr, values),
+        itertools.repeat("}\n"))))
+    return text.encode("utf-8")
+
+
 def _number(value):
     if isinstance(value, int):
         return b"%d" % value
@@ -204,6 +216,7 @@ class BatchWriter:
         self.last = state.get("last")
         self.metrics = dict(state.get("metrics") or {})
         self._lines = []
+        self._pending = 0  # points in add_lines blocks beyond one per element of _lines
         self._prefixes = {}
         self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "wb")
         self._handle.truncate(self.offset)
@@ -219,6 +232,14 @@ class BatchWriter:
         self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
         self.last = timestamp_ms if self.last is None else max(self.last, timestamp_ms)
 
+    def add_lines(self, metric, lines, count, first, last):
+        """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms."""
+        self._lines.append(lines[:-1])  # end_frame joins with newlines
+        self._pending += count - 1
+        self.metrics[metric] = self.metrics.get(metric, 0) + count
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
+
     def end_frame(self):
         """Make the points added so far durable; returns the checkpoint to record."""
         if self._lines:
@@ -226,8 +247,9 @@ class BatchWriter:
             self._handle.write(gzip.compress(data, self.level))
             self._handle.flush()
             os.fsync(self._handle.fileno())
-            self.points += len(self._lines)
+            self.points += len(self._lines) + self._pending
             self._lines = []
+            self._pending = 0
             self.offset = self._handle.tell()
         return self.checkpoint()
 

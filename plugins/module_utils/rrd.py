@@ -1,0 +1,405 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RRD files, read archive by archive, and the time lines made from them.
+
+An :class:`RrdFile` comes from a ``.rrd`` file (through the ``rrdtool`` binding, same CPU architecture
+only) or from ``rrdtool dump`` XML (any architecture; values then carry the 11 significant digits
+the dump prints). It gives the data sources, the archives and, per archive, its rows exactly as
+``rrdtool fetch`` returns them for that archive.
+
+Times. An archive of step ``s`` whose last row ends at ``E`` (``last_update`` rounded down to ``s``)
+has rows for the intervals ``(E - rows*s, E]``; a row is *stamped* either with its interval start
+(``STAMP_START``, graphite's convention) or its interval end (``STAMP_END``, Zenoss's and rrdtool's).
+
+The time line of one data source and consolidation function takes, for every time range, the
+finest archive covering it, so each timestamp comes once. Counters (DERIVE, COUNTER, ABSOLUTE hold
+rates in an RRD) are rebuilt as one continuous counter in time order: each known interval adds
+``rate x that archive's step``, an unknown interval adds nothing. An archive's own series is the
+same counter, anchored where the archive starts, so each of its increments is its own
+``rate x step`` (see :func:`archive_series`).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import bisect
+import gzip
+import itertools
+import math
+import os
+import xml.etree.ElementTree as ElementTree
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+
+try:
+    import rrdtool
+except ImportError as exc:  # the module wrappers report it with missing_required_lib
+    rrdtool = None
+    RRDTOOL_IMPORT_ERROR = exc
+else:
+    RRDTOOL_IMPORT_ERROR = None
+
+COUNTER_TYPES = frozenset(("DERIVE", "COUNTER", "ABSOLUTE"))
+CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX", "LAST")
+STAMP_START = "start"
+STAMP_END = "end"
+XML_SUFFIXES = (".xml", ".xml.gz")
+
+
+class DataSource:
+    __slots__ = ("index", "name", "type", "heartbeat", "minimum", "maximum")
+
+    def __init__(self, index, name, dstype, heartbeat, minimum=None, maximum=None):
+        self.index = index
+        self.name = name
+        self.type = dstype
+        self.heartbeat = heartbeat
+        self.minimum = minimum
+        self.maximum = maximum
+
+    @property
+    def is_counter(self):
+        return self.type in COUNTER_TYPES
+
+    def as_dict(self):
+        return {"name": self.name, "type": self.type, "heartbeat": self.heartbeat,
+                "min": self.minimum, "max": self.maximum}
+
+
+class Archive:
+    __slots__ = ("index", "cf", "pdp_per_row", "rows", "xff", "step", "end")
+
+    def __init__(self, index, cf, pdp_per_row, rows, xff, base_step, last_update):
+        self.index = index
+        self.cf = cf
+        self.pdp_per_row = pdp_per_row
+        self.rows = rows
+        self.xff = xff
+        self.step = pdp_per_row * base_step
+        self.end = last_update - last_update % self.step
+
+    @property
+    def start(self):
+        """Start of the oldest row's interval: the archive covers ``(start, end]``."""
+        return self.end - self.rows * self.step
+
+    def as_dict(self):
+        return {"index": self.index, "cf": self.cf, "pdp_per_row": self.pdp_per_row, "rows": self.rows,
+                "xff": self.xff, "step": self.step}
+
+
+def _binding_error(path, exc):
+    return FerryError("%s is not a readable RRD file (%s)" % (path, str(exc).strip() or type(exc).__name__))
+
+
+class RrdFile:
+    """Header and rows of one RRD, from a ``.rrd`` or from ``rrdtool dump`` XML."""
+
+    def __init__(self, path, step, last_update, sources, archives, xml_rows=None):
+        self.path = path
+        self.step = step
+        self.last_update = last_update
+        self.sources = sources
+        self.archives = archives
+        self._xml_rows = xml_rows
+        self._cache = {}
+
+    @classmethod
+    def open(cls, path):
+        if path.endswith(XML_SUFFIXES):
+            return _read_xml(path)
+        return _read_binary(path)
+
+    def rows(self, archive):
+        """The archive's rows, oldest first: one tuple per row, one value (or None) per data source."""
+        rows = self._cache.get(archive.index)
+        if rows is None:
+            if self._xml_rows is not None:
+                rows = self._xml_rows[archive.index]
+            else:
+                rows = _fetch_rows(self.path, archive)
+            self._cache[archive.index] = rows
+        return rows
+
+    def column(self, archive, source_index):
+        key = (archive.index, source_index)
+        column = self._cache.get(key)
+        if column is None:
+            rows = self.rows(archive)
+            if len(self.sources) == 1:
+                column = [row[0] for row in rows]
+            else:
+                column = list(zip(*rows))[source_index] if rows else ()
+            self._cache[key] = column
+        return column
+
+    def archives_of(self, cf):
+        """Archives of one consolidation function, finest first; of equal steps the longest is kept."""
+        best = {}
+        for archive in self.archives:
+            if archive.cf == cf and (archive.step not in best or archive.rows > best[archive.step].rows):
+                best[archive.step] = archive
+        return [best[step] for step in sorted(best)]
+
+    def describe(self):
+        return {"step": self.step, "last_update": self.last_update,
+                "sources": [ds.as_dict() for ds in self.sources],
+                "archives": [archive.as_dict() for archive in self.archives]}
+
+
+# -- .rrd through the binding ---------------------------------------------------------------------------
+def _read_binary(path):
+    if rrdtool is None:
+        raise FerryError("reading %s needs the rrdtool Python binding (pip install rrdtool)" % path)
+    try:
+        info = rrdtool.info(path)
+    except Exception as exc:  # rrdtool.OperationalError, or a TypeError on odd paths
+        raise _binding_error(path, exc)
+    step = int(info["step"])
+    last_update = int(info["last_update"])
+    sources = []
+    names = sorted((int(info[key]), key[3:-7]) for key in info if key.startswith("ds[") and key.endswith("].index"))
+    for position, name in names:
+        prefix = "ds[%s]." % name
+        sources.append(DataSource(position, name, info[prefix + "type"], int(info[prefix + "minimal_heartbeat"]),
+                                  info.get(prefix + "min"), info.get(prefix + "max")))
+    archives = []
+    index = 0
+    while "rra[%d].cf" % index in info:
+        prefix = "rra[%d]." % index
+        archives.append(Archive(index, info[prefix + "cf"], int(info[prefix + "pdp_per_row"]),
+                                int(info[prefix + "rows"]), float(info[prefix + "xff"]), step, last_update))
+        index += 1
+    _check_header(path, step, sources, archives)
+    return RrdFile(path, step, last_update, sources, archives)
+
+
+def _fetch_rows(path, archive):
+    """Exactly the archive's rows; refuses an answer from another archive."""
+    try:
+        (start, _end, step), _names, rows = rrdtool.fetch(
+            path, archive.cf, "-r", str(archive.step), "-s", str(archive.start), "-e", str(archive.end))
+    except Exception as exc:
+        raise _binding_error(path, exc)
+    if step != archive.step:
+        raise FerryError("%s: rrdtool fetch answered with step %d for archive %d (%s, step %d)"
+                         % (path, step, archive.index, archive.cf, archive.step))
+    # row i covers (start + i*step, start + (i+1)*step]
+    first = (archive.start - start) // step
+    rows = rows[first:first + archive.rows]
+    if len(rows) != archive.rows:
+        raise FerryError("%s: rrdtool fetch returned %d rows for archive %d, expected %d"
+                         % (path, len(rows), archive.index, archive.rows))
+    return rows
+
+
+def _check_header(path, step, sources, archives):
+    if step <= 0 or not sources or not archives:
+        raise FerryError("%s is not a usable RRD file (step %s, %d data sources, %d archives)"
+                         % (path, step, len(sources), len(archives)))
+
+
+# -- rrdtool dump XML ----------------------------------------------------------------------------------------
+def _number(text):
+    value = float(text)
+    return None if math.isnan(value) else value
+
+
+def _limit(text):
+    return _number(text.strip()) if text else None
+
+
+def _read_xml(path):
+    """Parse a dump incrementally: rows of each archive are kept, elements are freed as they end."""
+    opener = gzip.open if path.endswith(".gz") else open
+    step = last_update = None
+    sources, archives, all_rows = [], [], []
+    pending = {}
+    try:
+        with opener(path, "rb") as handle:
+            for event, elem in ElementTree.iterparse(handle, events=("start", "end")):
+                tag = elem.tag
+                if event == "start":
+                    if tag == "rra":
+                        pending = {"rows": []}
+                    continue
+                if tag == "step" and step is None:
+                    step = int(elem.text)
+                elif tag == "lastupdate":
+                    last_update = int(elem.text)
+                elif tag == "ds" and "rows" not in pending:
+                    name = elem.findtext("name")
+                    if name is not None:  # the <ds> of the header, not cdp_prep's
+                        sources.append(DataSource(len(sources), name.strip(), elem.findtext("type").strip(),
+                                                  int(elem.findtext("minimal_heartbeat")),
+                                                  _limit(elem.findtext("min")), _limit(elem.findtext("max"))))
+                    elem.clear()
+                elif tag == "cf":
+                    pending["cf"] = elem.text.strip()
+                elif tag == "pdp_per_row":
+                    pending["pdp"] = int(elem.text)
+                elif tag == "xff":
+                    pending["xff"] = float(elem.text)
+                elif tag == "row":
+                    pending["rows"].append(tuple(_number(v.text) for v in elem))
+                    elem.clear()
+                elif tag == "rra":
+                    archives.append(Archive(len(archives), pending["cf"], pending["pdp"], len(pending["rows"]),
+                                            pending.get("xff", 0.5), step, last_update))
+                    all_rows.append(pending["rows"])
+                    pending = {}
+                    elem.clear()
+    except (ElementTree.ParseError, OSError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FerryError("%s is not a readable rrdtool dump (%s)" % (path, exc))
+    if step is None or last_update is None:
+        raise FerryError("%s is not a readable rrdtool dump (no step or lastupdate)" % path)
+    _check_header(path, step, sources, archives)
+    return RrdFile(path, step, last_update, sources, archives, xml_rows=all_rows)
+
+
+# -- series ------------------------------------------------------------------------------------------------
+class Series:
+    """Points of one archive (or a time line): parallel lists, rows stamped as asked, unknown = None.
+
+    ``step`` is the archive's step (0 for a time line mixing archives); ``steps`` per row otherwise.
+    """
+
+    __slots__ = ("times", "values", "step")
+
+    def __init__(self, times, values, step):
+        self.times = times
+        self.values = values
+        self.step = step
+
+    def known(self):
+        """(time, value) of the known rows."""
+        return [(t, v) for t, v in zip(self.times, self.values) if v is not None]
+
+
+def _row_times(archive, stamp, count=None):
+    first_end = archive.start + archive.step
+    first = first_end - archive.step if stamp == STAMP_START else first_end
+    return range(first, first + (archive.rows if count is None else count) * archive.step, archive.step)
+
+
+def _rebuild(values, step, anchor):
+    """A counter from rates: each known row adds rate x step; unknown rows stay None."""
+    increments = [0.0 if v is None else v * step for v in values]
+    totals = itertools.accumulate(increments)
+    if anchor:
+        totals = (anchor + t for t in totals)
+    return [None if v is None else t for v, t in zip(values, totals)]
+
+
+def timeline_parts(archives, last_update=None):
+    """For each archive (finest first), how many of its oldest rows the time line uses.
+
+    The finest archive is used whole; a coarser one only for rows that end before every finer
+    archive starts, so no timestamp comes twice.
+    """
+    parts = []
+    cutoff = None
+    for archive in archives:
+        if cutoff is None:
+            count = archive.rows
+        else:
+            count = max(0, min(archive.rows, (cutoff - archive.start) // archive.step))
+        parts.append((archive, count))
+        cutoff = archive.start if cutoff is None else min(cutoff, archive.start)
+    return parts
+
+
+class SourceSeries:
+    """The series of one data source and consolidation function of an :class:`RrdFile`."""
+
+    def __init__(self, rrd, source, cf, counters="rebuild"):
+        self.rrd = rrd
+        self.source = source
+        self.cf = cf
+        self.archives = rrd.archives_of(cf)
+        # MIN/MAX/LAST of a rate are no counter; only AVERAGE rates add up to one.
+        self.rebuild = source.is_counter and counters == "rebuild" and cf == "AVERAGE"
+        self._anchors = None
+        self._ends = self._totals = None
+
+    def _column(self, archive):
+        return self.rrd.column(archive, self.source.index)
+
+    def timeline(self, stamp=STAMP_END):
+        """Known points of the time line, oldest first, as (times, values) lists."""
+        times, values = [], []
+        pieces = [(a, n) for a, n in timeline_parts(self.archives) if n]
+        anchors = {}
+        level = 0.0
+        for position in range(len(pieces) - 1, -1, -1):
+            archive, count = pieces[position]
+            column = self._column(archive)
+            if self.rebuild:
+                anchors[archive.index] = level
+                column = _rebuild(column[:count], archive.step, level)
+                level = next((v for v in reversed(column) if v is not None), level)
+                if position:  # the row straddling the finer archive's start adds its part up to that start
+                    level += _straddle(self._column(archive), archive, count, pieces[position - 1][0].start)
+            for t, v in zip(_row_times(archive, stamp, count), column[:count]):
+                if v is not None:
+                    times.append(t)
+                    values.append(v)
+        self._anchors = anchors
+        return times, values
+
+    def archive_series(self, archive, stamp=STAMP_START):
+        """All rows of one archive (unknown = None); a rebuilt counter starts at the time line's level."""
+        column = self._column(archive)
+        if self.rebuild:
+            column = _rebuild(column, archive.step, self._anchor(archive))
+        return Series(_row_times(archive, stamp), column, archive.step)
+
+    def _anchor(self, archive):
+        """The counter where ``archive`` starts: as on the time line, or (for an archive the time line does
+        not use) the time line's last value at or before its start."""
+        if self._anchors is None or archive.index not in self._anchors and self._ends is None:
+            self._ends, self._totals = self.timeline(STAMP_END)
+        if archive.index in self._anchors:
+            return self._anchors[archive.index]
+        position = bisect.bisect_right(self._ends, archive.start)
+        return self._totals[position - 1] if position else 0.0
+
+
+def _straddle(column, archive, count, finer_start):
+    """rate x the part of row ``count`` (the first unused one) before ``finer_start``; 0 when unknown."""
+    if count >= len(column) or column[count] is None:
+        return 0.0
+    used_end = archive.start + count * archive.step
+    return column[count] * max(0, finer_start - used_end)
+
+
+def source_files(root, suffixes=(".rrd",) + tuple(".rrd" + s for s in XML_SUFFIXES)):
+    """Relative paths of the RRD files (and dumps) under ``root``, sorted, walked lazily per directory."""
+    root = os.path.abspath(root)
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        directory = os.path.join(root, relative) if relative else root
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            raise FerryError("cannot list %s: %s" % (directory, exc.strerror))
+        files = []
+        for entry in entries:
+            path = os.path.join(relative, entry.name) if relative else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+            elif entry.name.endswith(suffixes) and entry.is_file():
+                files.append(path)
+        for path in reversed(files):
+            yield path
+
+
+def strip_suffix(name):
+    """``x.rrd``, ``x.rrd.xml`` and ``x.rrd.xml.gz`` are all ``x``."""
+    for suffix in XML_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
+    return name[:-4] if name.endswith(".rrd") else name

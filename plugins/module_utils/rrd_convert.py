@@ -1,0 +1,665 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RRD trees converted file by file: to whisper files (NAV 3 -> 4) or to OpenTSDB points (Zenoss 4 -> 5).
+
+Both conversions share the file walk, the shard split (a stable hash of the relative path, so a
+group of hosts can split one tree), the worker pool and the per-file completion record that lets a
+killed run resume (:func:`run`). What differs is the work on one file (:class:`WhisperJob`,
+:class:`TsdbJob`).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import re
+import time
+import zlib
+
+from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, whisper
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, fsync_dir
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
+    STAMP_END,
+    STAMP_START,
+    RrdFile,
+    SourceSeries,
+    source_files,
+    strip_suffix,
+)
+
+_NAV_UNSAFE = re.compile(r"[./ (),]")
+_ZENOSS_UNSAFE = re.compile(r"[^0-9a-zA-Z\-_./]")
+SAMPLE_LIMIT = 50  # failures / warnings listed in a result; the step's report file has them all
+
+
+def nav_escape(part):
+    """NAV's escaping of one metric path element."""
+    return _NAV_UNSAFE.sub("_", part)
+
+
+def zenoss_escape(text):
+    """Zenoss's: characters outside [0-9a-zA-Z-_./] become '-'."""
+    return _ZENOSS_UNSAFE.sub("-", text)
+
+
+def in_shard(relative, shard_index, shard_count):
+    return shard_count <= 1 or zlib.crc32(relative.encode("utf-8")) % shard_count == shard_index
+
+
+# -- naming ---------------------------------------------------------------------------------------------------
+def load_mapping(path, root):
+    """A mapping file as {(relative rrd path, ds or ''): metric}.
+
+    CSV rows ``rrd_path,metric`` or ``rrd_path,ds,metric`` (a header row naming ``metric`` is
+    skipped); YAML ``{rrd_path: metric}`` or ``{rrd_path: {ds: metric}}``. Absolute paths under
+    ``root`` are made relative to it. A metric given for a file without a DS is the file's prefix:
+    its data sources are appended.
+    """
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FerryError("cannot read mapping file %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+    entries = _yaml_mapping(path, text) if path.endswith((".yml", ".yaml")) else _csv_mapping(path, text)
+    mapping = {}
+    root = os.path.abspath(root)
+    for rrd_path, ds, metric in entries:
+        if os.path.isabs(rrd_path):
+            rrd_path = os.path.relpath(rrd_path, root)
+        key = (os.path.normpath(rrd_path), ds or "")
+        if key in mapping and mapping[key] != metric:
+            raise FerryError("mapping file %s maps %s%s twice (%s, %s)"
+                             % (path, rrd_path, " ds " + ds if ds else "", mapping[key], metric))
+        mapping[key] = metric
+    return mapping
+
+
+def _csv_mapping(path, text):
+    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        row = [cell.strip() for cell in row]
+        if not row or not any(row) or row[0].startswith("#"):
+            continue
+        if number == 1 and "metric" in [cell.lower() for cell in row]:
+            continue
+        if len(row) == 2:
+            row = [row[0], "", row[1]]
+        if len(row) != 3 or not row[0] or not row[2]:
+            raise FerryError("mapping file %s line %d: expected rrd_path,metric or rrd_path,ds,metric" % (path, number))
+        yield tuple(row)
+
+
+def _yaml_mapping(path, text):
+    try:
+        import yaml  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise FerryError("reading the YAML mapping file %s needs PyYAML" % path)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise FerryError("mapping file %s is not valid YAML (%s)" % (path, exc))
+    if not isinstance(data, dict):
+        raise FerryError("mapping file %s: expected a mapping of RRD paths to metrics" % path)
+    for rrd_path, value in data.items():
+        if isinstance(value, dict):
+            for ds, metric in value.items():
+                yield str(rrd_path), str(ds), str(metric)
+        elif isinstance(value, str):
+            yield str(rrd_path), "", value
+        else:
+            raise FerryError("mapping file %s: %s maps to %r, expected a metric or {ds: metric}" % (path, rrd_path, value))
+
+
+class NavNames:
+    """Metric names for whisper: a mapping file's, else ``<prefix>.<dir>...<rrd name>.<ds>`` escaped like NAV."""
+
+    def __init__(self, prefix="", mapping=None, unmapped="default"):
+        self.prefix = prefix.strip(".")
+        self.mapping = mapping
+        self.unmapped = unmapped
+
+    def metric(self, relative, ds):
+        """The metric of one data source, or None to skip it."""
+        if self.mapping is not None:
+            key = os.path.normpath(relative)
+            if (key, ds) in self.mapping:
+                return self.mapping[(key, ds)]
+            if (key, "") in self.mapping:
+                return self.mapping[(key, "")] + "." + nav_escape(ds)
+            if self.unmapped == "skip":
+                return None
+        parts = relative.split(os.sep)
+        parts[-1] = strip_suffix(parts[-1])
+        names = [nav_escape(part) for part in parts] + [nav_escape(ds)]
+        return ".".join(([self.prefix] if self.prefix else []) + names)
+
+
+class ZenossNames:
+    """Zenoss 5 naming of a perf file under ``Devices/``: metric ``<device>/<name>``, tags device / key / tenant."""
+
+    def __init__(self, tenant, rrdpath_map=None, metric_template="{device}/{name}", tag_templates=None):
+        self.tenant = tenant
+        self.rrdpath_map = rrdpath_map or {}
+        self.metric_template = metric_template
+        self.tag_templates = tag_templates or {"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}
+
+    def fields(self, relative):
+        """Template fields of a file, or None when Zenoss would skip it."""
+        parts = relative.split(os.sep)
+        if len(parts) < 3 or parts[0] != "Devices":
+            return None
+        name = strip_suffix(parts[-1])
+        if name.endswith("_GAUGE"):
+            name = name[:-len("_GAUGE")]
+        directory = "/".join(parts[:-1])
+        return {"device": parts[1], "name": name, "dir": directory, "path": "/".join(parts[:-1] + [name]),
+                "key": self.rrdpath_map.get(directory, directory), "tenant": self.tenant}
+
+    def series(self, fields, ds, several):
+        values = dict(fields, ds=ds)
+        metric = self.metric_template.format(**values)
+        if several and "{ds}" not in self.metric_template:
+            metric += "_" + ds
+        tags = dict((key, zenoss_escape(template.format(**values))) for key, template in self.tag_templates.items())
+        return zenoss_escape(metric), tags
+
+
+def read_rrdpath_map(path):
+    """``Devices/<dir>|<object path>`` lines as a dict; a missing file is an empty map."""
+    mapping = {}
+    if not path or not os.path.exists(path):
+        return mapping
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            if "|" not in line:
+                raise FerryError("%s line %d: expected Devices/<dir>|<object path>" % (path, number))
+            directory, target = line.split("|", 1)
+            mapping[directory.strip().rstrip("/")] = target.strip()
+    return mapping
+
+
+def read_tenant(path):
+    """The dmd UUID of dmd_uuid.txt, without its newline (Zenoss's importer kept it)."""
+    try:
+        with open(path, "rb") as handle:
+            tenant = handle.read(4096).decode("utf-8", "replace").strip()
+    except OSError as exc:
+        raise FerryError("cannot read the tenant id from %s: %s" % (path, exc.strerror))
+    if not tenant:
+        raise FerryError("%s is empty: it should hold the Zenoss instance UUID" % path)
+    return tenant
+
+
+# -- whisper layout --------------------------------------------------------------------------------------------
+class Target:
+    """One archive of a whisper file to build: resolution, points and where its values come from."""
+
+    __slots__ = ("spp", "points", "sources", "how")
+
+    def __init__(self, spp, points, sources, how):
+        self.spp = spp
+        self.points = points
+        self.sources = sources  # RRD archives, preferred first
+        self.how = how          # mirror | expand | pick
+
+    def as_tuple(self):
+        return (self.spp, self.points)
+
+
+def plan_layout(archives, finer=None):
+    """Whisper archives for RRD archives (finest first), plus schema archives finer than them.
+
+    Whisper wants each resolution to divide the next and each archive to cover more than the finer
+    one; RRDs do not always oblige, so resolutions are adjusted (with a warning) instead of failing.
+    Returns (targets, warnings).
+    """
+    warnings = []
+    targets = [Target(a.step, a.rows, [a], "mirror") for a in archives]
+    merged = []
+    for target in targets:
+        if merged and target.spp % merged[-1].spp:
+            previous = merged[-1]
+            spp = -(-target.spp // previous.spp) * previous.spp
+            warnings.append("archive of %d s does not divide into %d s: stored as %d s (values taken from the "
+                            "row holding each slot's start)" % (target.spp, previous.spp, spp))
+            target = Target(spp, -(-target.spp * target.points // spp), target.sources, "pick")
+        if merged and target.spp == merged[-1].spp:
+            previous = merged.pop()
+            target = Target(target.spp, max(previous.points, target.points), previous.sources + target.sources, "pick")
+        merged.append(target)
+    finest = merged[0]
+    extra = []
+    for spp, points in sorted(finer or [], reverse=True):
+        limit = extra[0].spp if extra else finest.spp
+        if spp >= limit:
+            continue
+        adjusted = max(d for d in range(1, spp + 1) if limit % d == 0)
+        if adjusted != spp:
+            warnings.append("schema archive of %d s does not divide into %d s: stored as %d s" % (spp, limit, adjusted))
+            points = -(-spp * points // adjusted)
+        extra.insert(0, Target(adjusted, points, [finest.sources[0]], "expand"))
+    layout = extra + merged
+    for finer_target, coarser in zip(layout, layout[1:]):
+        if coarser.spp * coarser.points <= finer_target.spp * finer_target.points:
+            coarser.points = finer_target.spp * finer_target.points // coarser.spp + 1
+        if finer_target.points * finer_target.spp < coarser.spp:
+            finer_target.points = -(-coarser.spp // finer_target.spp)
+    return layout, warnings
+
+
+def target_series(series, target, points=None):
+    """(times, values) for one whisper archive: contiguous, ascending, stamped at interval starts."""
+    points = target.points if points is None else points
+    if target.how == "mirror":
+        data = series.archive_series(target.sources[0], STAMP_START)
+        return data.times, data.values
+    if target.how == "expand":
+        return _expand(series, target.sources[0], target.spp, points)
+    return _pick(series, target.sources, target.spp, points)
+
+
+def _expand(series, archive, spp, points):
+    """A finer archive from a coarser one: values held, a rebuilt counter rising at the row's rate.
+
+    Holding a counter would put the whole increment in the last sub-slot (spikes); rising linearly
+    keeps the rate.
+    """
+    factor = archive.step // spp
+    rows = min(archive.rows, -(-points // factor))
+    data = series.archive_series(archive, STAMP_START)
+    times = data.times[len(data.times) - rows:]
+    values = data.values[len(data.values) - rows:]
+    if series.rebuild:
+        rates = series.rrd.column(archive, series.source.index)[archive.rows - rows:]
+        expanded = [None if v is None else v - r * archive.step + r * spp * (j + 1)
+                    for v, r in zip(values, rates) for j in range(factor)]
+    else:
+        expanded = [v for v in values for _j in range(factor)]
+    return range(times[0], times[0] + len(expanded) * spp, spp), expanded
+
+
+def _pick(series, archives, spp, points):
+    """Slots of a resolution no RRD archive has: each takes the row holding its start, finest source first."""
+    sources = [series.archive_series(a, STAMP_START) for a in archives]
+    end = max(s.times[-1] + s.step for s in sources)
+    end -= end % spp
+    start = end - points * spp
+    values = []
+    for slot in range(start, end, spp):
+        value = None
+        for source in sources:
+            position = (slot - source.times[0]) // source.step
+            if 0 <= position < len(source.values) and source.values[position] is not None:
+                value = source.values[position]
+                break
+        values.append(value)
+    return range(start, end, spp), values
+
+
+def existing_series(series, layout_archives):
+    """For backfilling a file with its own archives: (spp, points) -> (times, values) or None."""
+    archives = series.archives
+
+    def series_for(spp, points):
+        same = [a for a in archives if a.step == spp]
+        if same:
+            return target_series(series, Target(spp, points, same, "mirror"))
+        finest = archives[0]
+        if spp < finest.step and finest.step % spp == 0:
+            return target_series(series, Target(spp, points, [finest], "expand"))
+        coarser_or_odd = [a for a in archives if a.step <= spp] or archives
+        return target_series(series, Target(spp, points, coarser_or_odd, "pick"))
+    return series_for
+
+
+# -- one file -----------------------------------------------------------------------------------------------
+class WhisperJob:
+    """Converts one RRD into whisper files (one per data source and consolidation function)."""
+
+    def __init__(self, src, dest, names, rules=None, consolidations=("AVERAGE",), counters="rebuild",
+                 owner=None, mode=0o644, dir_mode=0o755):
+        self.src = os.path.abspath(src)
+        self.dest = os.path.abspath(dest)
+        self.names = names
+        self.rules = rules or whisper.Rules()
+        self.consolidations = consolidations
+        self.counters = counters
+        self.owner = owner  # (uid, gid) or None
+        self.mode = mode
+        self.dir_mode = dir_mode
+
+    def __call__(self, relative):
+        result = {"file": relative, "created": 0, "backfilled": 0, "unchanged": 0, "points": 0, "warnings": []}
+        try:
+            rrd = RrdFile.open(os.path.join(self.src, relative))
+            for cf in self.consolidations:
+                if not rrd.archives_of(cf):
+                    if cf != "AVERAGE":
+                        result["warnings"].append("%s: no %s archive" % (relative, cf))
+                    continue
+                for source in rrd.sources:
+                    self._one(rrd, relative, source, cf, result)
+        except FerryError as exc:
+            result["error"] = str(exc)
+        except (OSError, ValueError, ZeroDivisionError) as exc:
+            result["error"] = "%s: %s" % (relative, exc)
+        return result
+
+    def _one(self, rrd, relative, source, cf, result):
+        metric = self.names.metric(relative, source.name)
+        if metric is None:
+            result.setdefault("skipped", []).append("%s ds %s: not in the mapping file" % (relative, source.name))
+            return
+        if cf != "AVERAGE":
+            metric += "_" + cf.lower()
+        series = SourceSeries(rrd, source, cf, self.counters)
+        path = whisper.whisper_path(self.dest, metric)
+        if os.path.exists(path):
+            written = whisper.backfill(path, existing_series(series, None))
+            result["backfilled" if written else "unchanged"] += 1
+            result["points"] += written
+            return
+        default_method = "last" if series.rebuild else "average"
+        method, xff = self.rules.aggregation_for(metric, default_method)
+        layout_targets, warnings = plan_layout(series.archives, self.rules.retentions(metric))
+        result["warnings"].extend("%s: %s" % (metric, w) for w in warnings)
+        layout = whisper.Layout([t.as_tuple() for t in layout_targets], method, xff)
+        data = whisper.build(layout, [target_series(series, t) for t in layout_targets])
+        self._write(path, data)
+        result["created"] += 1
+        result["points"] += sum(1 for v in series.archive_series(series.archives[0]).values if v is not None)
+
+    def _write(self, path, data):
+        directory = os.path.dirname(path)
+        self._makedirs(directory)
+        temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, self.mode)
+            if self.owner:
+                os.chown(temp, *self.owner)
+            os.rename(temp, path)
+        except BaseException:
+            _remove(temp)
+            raise
+
+    def _makedirs(self, directory):
+        if os.path.isdir(directory):
+            return
+        parent = os.path.dirname(directory)
+        if parent != directory:
+            self._makedirs(parent)
+        try:
+            os.mkdir(directory, self.dir_mode)
+        except FileExistsError:
+            return
+        if self.owner:
+            os.chown(directory, *self.owner)
+        fsync_dir(parent)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class TsdbJob:
+    """Converts one RRD into OpenTSDB point lines (the time line of each data source, interval-end stamps)."""
+
+    def __init__(self, src, names, consolidation="AVERAGE", counters="rebuild"):
+        self.src = os.path.abspath(src)
+        self.names = names
+        self.consolidation = consolidation
+        self.counters = counters
+
+    def skip_reason(self, relative):
+        fields = self.names.fields(relative)
+        if fields is None:
+            return "not under Devices/<device>/"
+        name = relative[:-len(".rrd")] if relative.endswith(".rrd") else None
+        if name and not name.endswith("_GAUGE") and os.path.exists(os.path.join(self.src, name + "_GAUGE.rrd")):
+            return "%s_GAUGE.rrd exists (Zenoss skips the file without the suffix)" % os.path.basename(name)
+        return None
+
+    def series(self, relative):
+        """(metric, tags, times in s, values) of each data source of the file."""
+        rrd = RrdFile.open(os.path.join(self.src, relative))
+        fields = self.names.fields(relative)
+        several = len(rrd.sources) > 1
+        out = []
+        for source in rrd.sources:
+            metric, tags = self.names.series(fields, source.name, several)
+            times, values = SourceSeries(rrd, source, self.consolidation, self.counters).timeline(STAMP_END)
+            out.append((metric, tags, times, values))
+        return out
+
+
+# -- the run ----------------------------------------------------------------------------------------------------
+class DoneLog:
+    """Files finished by earlier attempts of a step, appended as they finish; made durable every second."""
+
+    def __init__(self, path, resume):
+        self.path = path
+        self.done = set()
+        if resume and os.path.exists(path):
+            with open(path, "rb") as handle:
+                for line in handle:
+                    if line.endswith(b"\n"):  # a torn last line is a file to do again
+                        self.done.add(json.loads(line))
+        self._handle = open(path, "ab" if resume else "wb")
+        self._synced = time.time()
+
+    def add(self, relative):
+        self.done.add(relative)
+        self._handle.write(json.dumps(relative).encode("utf-8") + b"\n")
+        if time.time() - self._synced >= 1.0:
+            self.sync()
+
+    def sync(self):
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._synced = time.time()
+
+    def close(self):
+        self.sync()
+        self._handle.close()
+
+
+def pending_files(src, shard_index, shard_count, done=()):
+    for relative in source_files(src):
+        if in_shard(relative, shard_index, shard_count) and relative not in done:
+            yield relative
+
+
+def run_pool(function, items, workers, chunksize=8):
+    """Results of ``function`` over ``items``, as they come, from ``workers`` forked processes.
+
+    Fork, not spawn: the engine runs inside an Ansible module payload that a spawned interpreter could
+    not import again.
+    """
+    if workers <= 1:
+        for item in items:
+            yield function(item)
+        return
+    context = multiprocessing.get_context("fork")
+    pool = context.Pool(workers)
+    try:
+        for result in pool.imap_unordered(function, items, chunksize):
+            yield result
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+class Totals:
+    """Counts of a run, a sample of problems for the task result, every problem in the report file."""
+
+    KEYS = ("files", "failed", "skipped", "created", "backfilled", "unchanged", "points", "warnings")
+
+    def __init__(self, report_path):
+        self.counts = dict((key, 0) for key in self.KEYS)
+        self.failures = []
+        self.warnings = []
+        self.skips = []
+        self.report_path = report_path
+        self._report = open(report_path, "ab")
+
+    def add(self, result):
+        self.counts["files"] += 1
+        for key in ("created", "backfilled", "unchanged", "points"):
+            self.counts[key] += result.get(key, 0)
+        problems = [("warning", text) for text in result.get("warnings", ())]
+        problems += [("skipped", text) for text in result.get("skipped", ())]
+        if result.get("error"):
+            problems.append(("failed", result["error"]))
+            self.counts["failed"] += 1
+            _sample(self.failures, result["error"])
+        for kind, text in problems:
+            if kind == "warning":
+                self.counts["warnings"] += 1
+                _sample(self.warnings, text)
+            elif kind == "skipped":
+                self.counts["skipped"] += 1
+                _sample(self.skips, text)
+            self._report.write(json.dumps({"file": result["file"], kind: text}).encode("utf-8") + b"\n")
+
+    def close(self):
+        self._report.close()
+
+    def result(self):
+        return {"counts": dict(self.counts), "failed_files": list(self.failures), "warnings": list(self.warnings),
+                "skipped_files": list(self.skips), "report": self.report_path}
+
+
+def _sample(bucket, text):
+    if len(bucket) < SAMPLE_LIMIT:
+        bucket.append(text)
+
+
+def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None):
+    """Convert every pending RRD of ``job.src`` in this shard; returns :meth:`Totals.result`."""
+    state_path = state_path or os.path.join(job.dest, ".ferry-rrd_to_whisper")
+    done = DoneLog(state_path + ".done", resume)
+    totals = Totals(state_path + ".report.jsonl")
+    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done))
+    if step is not None:
+        step.progress(0, total, "files", flush=True)
+    try:
+        for result in run_pool(job, pending_files(job.src, shard[0], shard[1], done.done), workers):
+            totals.add(result)
+            if not result.get("error"):
+                done.add(result["file"])
+            if step is not None:
+                step.progress(totals.counts["files"], total, "files")
+    finally:
+        done.close()
+        totals.close()
+    out = totals.result()
+    out["counts"]["already_done"] = len(done.done) - (totals.counts["files"] - totals.counts["failed"])
+    return out
+
+
+class PointBatchJob:
+    """Converts a group of RRD files into one finished point batch (the time-series batch format)."""
+
+    def __init__(self, job, dest):
+        self.job = job
+        self.dest = os.path.abspath(dest)
+
+    def __call__(self, files):
+        name = "rrd-" + hashlib.sha1("\n".join(files).encode("utf-8")).hexdigest()[:16]
+        writer = tsdb.BatchWriter(self.dest, name)
+        results, finished = [], []
+        try:
+            for relative in files:
+                result = {"file": relative, "points": 0}
+                reason = self.job.skip_reason(relative)
+                if reason:
+                    result["skipped"] = ["%s: %s" % (relative, reason)]
+                else:
+                    try:
+                        for metric, tags, times, values in self.job.series(relative):
+                            if times:
+                                prefix = tsdb.series_prefix(metric, tsdb.normalize_tags(tags))
+                                writer.add_lines(metric, tsdb.series_lines(prefix, times, values), len(times),
+                                                 times[0] * 1000, times[-1] * 1000)
+                                result["points"] += len(times)
+                    except FerryError as exc:
+                        result = {"file": relative, "error": str(exc)}
+                    except (OSError, ValueError) as exc:
+                        result = {"file": relative, "error": "%s: %s" % (relative, exc)}
+                if "error" not in result:
+                    finished.append(relative)
+                results.append(result)
+            if finished:
+                writer.finish({"files": finished, "source": "rrd"})
+            else:
+                writer.abort()
+                _remove(writer.partial)
+        except BaseException:
+            writer.abort()
+            _remove(writer.partial)
+            raise
+        return results
+
+
+def _chunks(items, size):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def points_done(dest):
+    """Files already in a finished batch of ``dest``; partial batches of a killed run are removed."""
+    done = set()
+    for entry in os.listdir(dest):
+        if entry.startswith(".rrd-") and entry.endswith(".partial"):
+            _remove(os.path.join(dest, entry))
+    for manifest in tsdb.finished_batches(dest):
+        if manifest.get("source") == "rrd":
+            done.update(manifest.get("files") or ())
+    return done
+
+
+def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per_batch=64, state_path=None):
+    """Convert every RRD of ``job.src`` in this shard not yet in a finished batch of ``dest``."""
+    if not os.path.isdir(dest):
+        os.makedirs(dest)
+    done = points_done(dest)
+    totals = Totals((state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")) + ".report.jsonl")
+    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done))
+    if step is not None:
+        step.progress(0, total, "files", flush=True)
+    batch_job = PointBatchJob(job, dest)
+    chunks = _chunks(pending_files(job.src, shard[0], shard[1], done), files_per_batch)
+    try:
+        for results in run_pool(batch_job, chunks, workers, chunksize=1):
+            for result in results:
+                totals.add(result)
+            if step is not None:
+                step.progress(totals.counts["files"], total, "files")
+    finally:
+        totals.close()
+    out = totals.result()
+    out["counts"]["already_done"] = len(done)
+    return out
