@@ -77,6 +77,27 @@ def human_bytes(count):
     return "%d B" % count  # pragma: no cover
 
 
+def sync_filesystem(path):
+    """Make everything written on the file system of ``path`` durable, in one journal commit.
+
+    One ``syncfs`` after a group of files costs what one ``fsync`` does; an fsync per file would
+    dominate a conversion writing hundreds of small files a second. Falls back to ``sync``.
+    """
+    try:
+        import ctypes  # pylint: disable=import-outside-toplevel
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (ImportError, OSError, AttributeError):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), path)
+    finally:
+        os.close(fd)
+
+
 def free_bytes(path):
     """Bytes available to an unprivileged writer on the file system holding ``path``."""
     stat = os.statvfs(path)

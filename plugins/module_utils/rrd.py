@@ -124,16 +124,17 @@ class RrdFile:
         return rows
 
     def column(self, archive, source_index):
-        key = (archive.index, source_index)
-        column = self._cache.get(key)
-        if column is None:
+        """One data source's values in an archive (the archive's rows are transposed once)."""
+        key = ("columns", archive.index)
+        columns = self._cache.get(key)
+        if columns is None:
             rows = self.rows(archive)
             if len(self.sources) == 1:
-                column = [row[0] for row in rows]
+                columns = [[row[0] for row in rows]]
             else:
-                column = list(zip(*rows))[source_index] if rows else ()
-            self._cache[key] = column
-        return column
+                columns = list(zip(*rows)) if rows else [() for _s in self.sources]
+            self._cache[key] = columns
+        return columns[source_index]
 
     def archives_of(self, cf):
         """Archives of one consolidation function, finest first; of equal steps the longest is kept."""
@@ -286,11 +287,11 @@ def _row_times(archive, stamp, count=None):
 
 def _rebuild(values, step, anchor):
     """A counter from rates: each known row adds rate x step; unknown rows stay None."""
-    increments = [0.0 if v is None else v * step for v in values]
-    totals = itertools.accumulate(increments)
-    if anchor:
-        totals = (anchor + t for t in totals)
-    return [None if v is None else t for v, t in zip(values, totals)]
+    gaps = None in values
+    increments = [0.0 if v is None else v * step for v in values] if gaps else [v * step for v in values]
+    totals = list(itertools.accumulate(itertools.chain((anchor,), increments)))
+    del totals[0]
+    return [None if v is None else t for v, t in zip(values, totals)] if gaps else totals
 
 
 def timeline_parts(archives, last_update=None):
@@ -321,50 +322,58 @@ class SourceSeries:
         self.archives = rrd.archives_of(cf)
         # MIN/MAX/LAST of a rate are no counter; only AVERAGE rates add up to one.
         self.rebuild = source.is_counter and counters == "rebuild" and cf == "AVERAGE"
-        self._anchors = None
-        self._ends = self._totals = None
+        self._used = [(a, n) for a, n in timeline_parts(self.archives) if n]
+        self._values = {}
 
-    def _column(self, archive):
+    def rates(self, archive):
+        """The archive's stored values (rates for counters), oldest first, None when unknown."""
         return self.rrd.column(archive, self.source.index)
+
+    def values(self, archive):
+        """The archive's values; for a rebuilt counter, the counter (see the module docstring)."""
+        if archive.index not in self._values:
+            if self.rebuild:
+                self._rebuild_all()
+            else:
+                self._values[archive.index] = self.rates(archive)
+        return self._values[archive.index]
+
+    def _rebuild_all(self):
+        """Coarsest first: each archive's counter starts at the level the time line has where it starts."""
+        level = 0.0
+        for position in range(len(self._used) - 1, -1, -1):
+            archive, count = self._used[position]
+            rates = self.rates(archive)
+            values = self._values[archive.index] = _rebuild(rates, archive.step, level)
+            level = next((v for v in reversed(values[:count]) if v is not None), level)
+            if position:  # the row straddling the finer archive's start adds its part up to that start
+                level += _straddle(rates, archive, count, self._used[position - 1][0].start)
+        if len(self._values) < len(self.archives):
+            ends, totals = self.timeline(STAMP_END)
+            for archive in self.archives:
+                if archive.index not in self._values:
+                    position = bisect.bisect_right(ends, archive.start)
+                    anchor = totals[position - 1] if position else 0.0
+                    self._values[archive.index] = _rebuild(self.rates(archive), archive.step, anchor)
 
     def timeline(self, stamp=STAMP_END):
         """Known points of the time line, oldest first, as (times, values) lists."""
         times, values = [], []
-        pieces = [(a, n) for a, n in timeline_parts(self.archives) if n]
-        anchors = {}
-        level = 0.0
-        for position in range(len(pieces) - 1, -1, -1):
-            archive, count = pieces[position]
-            column = self._column(archive)
-            if self.rebuild:
-                anchors[archive.index] = level
-                column = _rebuild(column[:count], archive.step, level)
-                level = next((v for v in reversed(column) if v is not None), level)
-                if position:  # the row straddling the finer archive's start adds its part up to that start
-                    level += _straddle(self._column(archive), archive, count, pieces[position - 1][0].start)
-            for t, v in zip(_row_times(archive, stamp, count), column[:count]):
-                if v is not None:
-                    times.append(t)
-                    values.append(v)
-        self._anchors = anchors
+        for archive, count in reversed(self._used):
+            column = self.values(archive)[:count]
+            stamps = _row_times(archive, stamp, count)
+            if None in column:
+                known = [v is not None for v in column]
+                times.extend(itertools.compress(stamps, known))
+                values.extend(itertools.compress(column, known))
+            else:
+                times.extend(stamps)
+                values.extend(column)
         return times, values
 
     def archive_series(self, archive, stamp=STAMP_START):
-        """All rows of one archive (unknown = None); a rebuilt counter starts at the time line's level."""
-        column = self._column(archive)
-        if self.rebuild:
-            column = _rebuild(column, archive.step, self._anchor(archive))
-        return Series(_row_times(archive, stamp), column, archive.step)
-
-    def _anchor(self, archive):
-        """The counter where ``archive`` starts: as on the time line, or (for an archive the time line does
-        not use) the time line's last value at or before its start."""
-        if self._anchors is None or archive.index not in self._anchors and self._ends is None:
-            self._ends, self._totals = self.timeline(STAMP_END)
-        if archive.index in self._anchors:
-            return self._anchors[archive.index]
-        position = bisect.bisect_right(self._ends, archive.start)
-        return self._totals[position - 1] if position else 0.0
+        """All rows of one archive (unknown = None)."""
+        return Series(_row_times(archive, stamp), self.values(archive), archive.step)
 
 
 def _straddle(column, archive, count, finer_start):

@@ -20,11 +20,13 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
+import tempfile
 import time
 import zlib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, whisper
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, fsync_dir
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, sync_filesystem
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
     STAMP_END,
     STAMP_START,
@@ -279,7 +281,7 @@ def _expand(series, archive, spp, points):
     times = data.times[len(data.times) - rows:]
     values = data.values[len(data.values) - rows:]
     if series.rebuild:
-        rates = series.rrd.column(archive, series.source.index)[archive.rows - rows:]
+        rates = series.rates(archive)[archive.rows - rows:]
         expanded = [None if v is None else v - r * archive.step + r * spp * (j + 1)
                     for v, r in zip(values, rates) for j in range(factor)]
     else:
@@ -305,7 +307,7 @@ def _pick(series, archives, spp, points):
     return range(start, end, spp), values
 
 
-def existing_series(series, layout_archives):
+def existing_series(series):
     """For backfilling a file with its own archives: (spp, points) -> (times, values) or None."""
     archives = series.archives
 
@@ -323,10 +325,15 @@ def existing_series(series, layout_archives):
 
 # -- one file -----------------------------------------------------------------------------------------------
 class WhisperJob:
-    """Converts one RRD into whisper files (one per data source and consolidation function)."""
+    """Converts RRD files into whisper files (one per data source and consolidation function).
+
+    Called with a group of files: new whisper files are written to a staging directory, made durable
+    with one file-system sync, then renamed into place (and synced again) before the group's results
+    are returned, so a file reported done survives a crash.
+    """
 
     def __init__(self, src, dest, names, rules=None, consolidations=("AVERAGE",), counters="rebuild",
-                 owner=None, mode=0o644, dir_mode=0o755):
+                 owner=None, mode=0o644, dir_mode=0o755, staging=None):
         self.src = os.path.abspath(src)
         self.dest = os.path.abspath(dest)
         self.names = names
@@ -336,9 +343,25 @@ class WhisperJob:
         self.owner = owner  # (uid, gid) or None
         self.mode = mode
         self.dir_mode = dir_mode
+        self.staging = staging or os.path.join(self.dest, ".ferry-staging")
 
-    def __call__(self, relative):
+    def __call__(self, files):
+        renames = []
+        results = [self.convert(relative, renames) for relative in files]
+        if renames:
+            try:
+                self._commit(renames)
+            except OSError as exc:
+                for temp, _path in renames:
+                    _remove(temp)
+                for result in results:
+                    result.setdefault("error", "%s: writing whisper files failed (%s)" % (result["file"], exc))
+        return results
+
+    def convert(self, relative, renames):
+        """One RRD file: its result; new whisper files are appended to ``renames`` as (temp, path)."""
         result = {"file": relative, "created": 0, "backfilled": 0, "unchanged": 0, "points": 0, "warnings": []}
+        mark = len(renames)
         try:
             rrd = RrdFile.open(os.path.join(self.src, relative))
             for cf in self.consolidations:
@@ -347,14 +370,15 @@ class WhisperJob:
                         result["warnings"].append("%s: no %s archive" % (relative, cf))
                     continue
                 for source in rrd.sources:
-                    self._one(rrd, relative, source, cf, result)
-        except FerryError as exc:
-            result["error"] = str(exc)
-        except (OSError, ValueError, ZeroDivisionError) as exc:
-            result["error"] = "%s: %s" % (relative, exc)
+                    self._one(rrd, relative, source, cf, result, renames)
+        except (FerryError, OSError, ValueError, ZeroDivisionError) as exc:
+            for temp, _path in renames[mark:]:
+                _remove(temp)
+            del renames[mark:]
+            result["error"] = str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc)
         return result
 
-    def _one(self, rrd, relative, source, cf, result):
+    def _one(self, rrd, relative, source, cf, result, renames):
         metric = self.names.metric(relative, source.name)
         if metric is None:
             result.setdefault("skipped", []).append("%s ds %s: not in the mapping file" % (relative, source.name))
@@ -363,37 +387,44 @@ class WhisperJob:
             metric += "_" + cf.lower()
         series = SourceSeries(rrd, source, cf, self.counters)
         path = whisper.whisper_path(self.dest, metric)
+        if any(final == path for _temp, final in renames):
+            raise FerryError("%s: metric %s comes from two data sources (check the mapping)" % (relative, metric))
         if os.path.exists(path):
-            written = whisper.backfill(path, existing_series(series, None))
+            written = whisper.backfill(path, existing_series(series))
             result["backfilled" if written else "unchanged"] += 1
             result["points"] += written
             return
         default_method = "last" if series.rebuild else "average"
         method, xff = self.rules.aggregation_for(metric, default_method)
-        layout_targets, warnings = plan_layout(series.archives, self.rules.retentions(metric))
+        targets, warnings = plan_layout(series.archives, self.rules.retentions(metric))
         result["warnings"].extend("%s: %s" % (metric, w) for w in warnings)
-        layout = whisper.Layout([t.as_tuple() for t in layout_targets], method, xff)
-        data = whisper.build(layout, [target_series(series, t) for t in layout_targets])
-        self._write(path, data)
+        layout = whisper.Layout([t.as_tuple() for t in targets], method, xff)
+        data = whisper.build(layout, [target_series(series, t) for t in targets])
+        renames.append((self._stage(data), path))
         result["created"] += 1
-        result["points"] += sum(1 for v in series.archive_series(series.archives[0]).values if v is not None)
+        result["points"] += _known_points(series)
 
-    def _write(self, path, data):
-        directory = os.path.dirname(path)
-        self._makedirs(directory)
-        temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-        try:
-            with open(temp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, self.mode)
-            if self.owner:
-                os.chown(temp, *self.owner)
+    def _stage(self, data):
+        if not os.path.isdir(self.staging):
+            os.makedirs(self.staging, exist_ok=True)
+        fd, temp = tempfile.mkstemp(suffix=".wsp.tmp", dir=self.staging)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, self.mode)
+        if self.owner:
+            os.chown(temp, *self.owner)
+        return temp
+
+    def _commit(self, renames):
+        sync_filesystem(self.staging)
+        directories = set()
+        for temp, path in renames:
+            directory = os.path.dirname(path)
+            if directory not in directories:
+                self._makedirs(directory)
+                directories.add(directory)
             os.rename(temp, path)
-        except BaseException:
-            _remove(temp)
-            raise
+        sync_filesystem(self.dest)
 
     def _makedirs(self, directory):
         if os.path.isdir(directory):
@@ -407,7 +438,10 @@ class WhisperJob:
             return
         if self.owner:
             os.chown(directory, *self.owner)
-        fsync_dir(parent)
+
+
+def _known_points(series):
+    return sum(len(series.values(a)) - series.values(a).count(None) for a in series.archives)
 
 
 def _remove(path):
@@ -551,7 +585,7 @@ def _sample(bucket, text):
         bucket.append(text)
 
 
-def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None):
+def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None, files_per_group=16):
     """Convert every pending RRD of ``job.src`` in this shard; returns :meth:`Totals.result`."""
     state_path = state_path or os.path.join(job.dest, ".ferry-rrd_to_whisper")
     done = DoneLog(state_path + ".done", resume)
@@ -559,16 +593,20 @@ def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, 
     total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done))
     if step is not None:
         step.progress(0, total, "files", flush=True)
+    shutil.rmtree(job.staging, ignore_errors=True)  # what a killed run left
+    groups = _chunks(pending_files(job.src, shard[0], shard[1], done.done), files_per_group)
     try:
-        for result in run_pool(job, pending_files(job.src, shard[0], shard[1], done.done), workers):
-            totals.add(result)
-            if not result.get("error"):
-                done.add(result["file"])
+        for results in run_pool(job, groups, workers, chunksize=1):
+            for result in results:
+                totals.add(result)
+                if not result.get("error"):
+                    done.add(result["file"])
             if step is not None:
                 step.progress(totals.counts["files"], total, "files")
     finally:
         done.close()
         totals.close()
+        shutil.rmtree(job.staging, ignore_errors=True)
     out = totals.result()
     out["counts"]["already_done"] = len(done.done) - (totals.counts["files"] - totals.counts["failed"])
     return out

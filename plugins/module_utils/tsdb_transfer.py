@@ -32,7 +32,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     plan_batches,
     read_batch_lines,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import Rejected, count_on_target, target_frames
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter, Rejected, count_on_target, target_frames
 
 CHECKPOINT_INTERVAL = 1.0
 STOP_FILE = "STOP"
@@ -119,6 +119,34 @@ def _dump_batch(source, dest, name, begin, end, metrics, tags, step, resume):
         writer.abort()
         raise
     return writer.finish({"begin_ms": begin, "end_ms": end, "begin": iso(begin), "end": iso(end)})
+
+
+# OpenTSDB's HTTP layer hands bodies over 8 KiB to its chunked-request path, refused by default.
+DEFAULT_SIZE_LIMITS = {"victoriametrics": 524288, "opentsdb": 8192}
+
+
+def put_argument_spec():
+    """Options of the ``ferry.migrate.put`` doc fragment: how points are sent to /api/put."""
+    return dict(
+        kind=dict(type="str", default="victoriametrics", choices=["opentsdb", "victoriametrics"]),
+        request_size_limit=dict(type="int"),
+        points_per_request=dict(type="int", default=2000),
+        connections=dict(type="int", default=4),
+        compress=dict(type="bool", default=False),
+        throttle=dict(type="int", default=0),
+        batch_attempts=dict(type="int", default=3),
+    )
+
+
+def request_size_limit(params):
+    return params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
+
+
+def put_writer(params):
+    """The /api/put writer for a module's params (put and endpoint options)."""
+    return PutWriter(params["url"], params["url_username"], params["url_password"], params["connections"],
+                     params["compress"], timeout=params["timeout"], throttle=params["throttle"],
+                     validate_certs=params["validate_certs"], details=params["kind"] == "opentsdb")
 
 
 def restore_plan(source_dir):

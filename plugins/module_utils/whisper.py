@@ -49,10 +49,13 @@ def pack_points(times, values):
     """Whisper point records for parallel sequences; an unknown value (None) gives an empty slot."""
     count = len(values)
     stamps = array.array("I", times)
-    numbers = array.array("d", [_NAN if v is None else v for v in values])
-    for position, value in enumerate(values):
-        if value is None:
-            stamps[position] = 0
+    if None in values:
+        numbers = array.array("d", [_NAN if v is None else v for v in values])
+        for position, value in enumerate(values):
+            if value is None:
+                stamps[position] = 0
+    else:
+        numbers = array.array("d", values)
     if _SWAP:
         stamps.byteswap()
         numbers.byteswap()

@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - ferry.migrate.state
   - ferry.migrate.endpoint
+  - ferry.migrate.put
   - ansible.builtin.action_common_attributes
 options:
   src:
@@ -43,45 +44,11 @@ options:
         OpenTSDB HTTP listener C(http://victoria:4242) (C(-opentsdbHTTPListenAddr)).
     type: str
     required: true
-  kind:
-    description:
-      - The target's kind.
-    type: str
-    choices: [opentsdb, victoriametrics]
-    default: victoriametrics
   verify_url:
     description:
       - Base URL for reading back, for VictoriaMetrics its main HTTP API (for example C(http://victoria:8428)).
         Defaults to O(url) (right for OpenTSDB).
     type: str
-  request_size_limit:
-    description:
-      - Largest request body in bytes (before compression).
-      - Defaults to 524288 for VictoriaMetrics and to 8192 for OpenTSDB, whose HTTP layer treats a larger
-        body as a chunked request and refuses it unless C(tsd.http.request.enable_chunked) is set (then
-        raise this up to C(tsd.http.request.max_chunk)).
-    type: int
-  points_per_request:
-    description:
-      - Most points in one request. The default is the fastest measured into VictoriaMetrics on loopback
-        (see C(docs/benchmarks.md)); OpenTSDB's documentation suggests about 50 for a fragile TSD.
-    type: int
-    default: 2000
-  connections:
-    description:
-      - Requests in flight at once, each on its own keep-alive connection.
-    type: int
-    default: 4
-  compress:
-    description:
-      - Send gzip-compressed bodies (saves bandwidth on a slow link, costs CPU).
-    type: bool
-    default: false
-  throttle:
-    description:
-      - Most points per second to send, to spare a fragile target. C(0) means no limit.
-    type: int
-    default: 0
   verify:
     description:
       - Count the points on the target afterwards and fail on a shortfall.
@@ -116,12 +83,6 @@ options:
       - Seconds to wait for the O(wait_for_step) step to start.
     type: float
     default: 600
-  batch_attempts:
-    description:
-      - Times a batch is tried before the restore fails naming it (requests already acknowledged are not
-        sent again). Points the target rejects fail at once.
-    type: int
-    default: 3
 notes:
   - Create the file C(STOP) in O(state_dir) to stop gracefully after the current batch; the step is then
     recorded as failed, and a later run continues where it stopped.
@@ -192,10 +153,12 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     fingerprint,
     state_argument_spec,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
     DumpWatch,
     VerificationFailed,
+    put_argument_spec,
+    put_writer,
+    request_size_limit,
     restore,
     restore_plan,
     verify,
@@ -203,15 +166,11 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import
 )
 
 
-# OpenTSDB's HTTP layer hands bodies over 8 KiB to its chunked-request path, refused by default.
-DEFAULT_SIZE_LIMITS = {"victoriametrics": 524288, "opentsdb": 8192}
-
-
 def run_restore(params, check_mode):
     journal = Journal(params["state_dir"], create=not check_mode)
     plan = restore_plan(params["src"])
     follow = params["wait_for_step"]
-    size_limit = params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
+    size_limit = request_size_limit(params)
     result = {"points": plan["points"], "batches": len(plan["batches"]), "request_size_limit": size_limit}
     # Following a dump, the batches are not known yet: the dump's own inputs stand for them.
     source = ("follow", follow, (journal.step(follow).record() or {}).get("fingerprint")) if follow else \
@@ -224,9 +183,7 @@ def run_restore(params, check_mode):
     if decision == SKIP or check_mode:
         result["changed"] = decision != SKIP and (plan["points"] > 0 or bool(follow))
         return result
-    writer = PutWriter(params["url"], params["url_username"], params["url_password"], params["connections"],
-                       params["compress"], timeout=params["timeout"], throttle=params["throttle"],
-                       validate_certs=params["validate_certs"], details=params["kind"] == "opentsdb")
+    writer = put_writer(params)
     checkpoint = step.checkpoint() if decision == RESUME else None
     watch = DumpWatch(journal, follow, params["wait_timeout"]) if follow else None
     with step.begin(inputs, resume=decision == RESUME, unit="batches"):
@@ -250,21 +207,15 @@ def main():
     argument_spec = dict(
         src=dict(type="path", required=True),
         url=dict(type="str", required=True),
-        kind=dict(type="str", default="victoriametrics", choices=["opentsdb", "victoriametrics"]),
         verify_url=dict(type="str"),
-        request_size_limit=dict(type="int"),
-        points_per_request=dict(type="int", default=2000),
-        connections=dict(type="int", default=4),
-        compress=dict(type="bool", default=False),
-        throttle=dict(type="int", default=0),
         verify=dict(type="bool", default=True),
         verify_timeout=dict(type="float", default=60.0),
         verify_values=dict(type="bool", default=False),
         wait_for_step=dict(type="str"),
         poll_interval=dict(type="float", default=10.0),
         wait_timeout=dict(type="float", default=600.0),
-        batch_attempts=dict(type="int", default=3),
     )
+    argument_spec.update(put_argument_spec())
     argument_spec.update(state_argument_spec())
     argument_spec.update(http_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
