@@ -44,9 +44,20 @@ SKIP = "skip"
 RESUME = "resume"
 RUN = "run"
 
+STOP_FILE = "STOP"
+
 _STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Progress is written at most this often: a hot loop must not turn into a stream of fsyncs.
 PROGRESS_INTERVAL = 1.0
+
+
+class Stopped(FerryError):
+    """A graceful stop asked for with the STOP file: the work in progress was finished first."""
+
+
+def stop_requested(state_dir):
+    """True when the operator created ``<state_dir>/STOP`` (``touch`` it; remove it to go on)."""
+    return bool(state_dir) and os.path.exists(os.path.join(state_dir, STOP_FILE))
 
 
 def state_argument_spec():

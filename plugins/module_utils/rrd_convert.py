@@ -27,6 +27,7 @@ import zlib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, whisper
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, sync_filesystem
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import STOP_FILE, Stopped, stop_requested
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
     STAMP_END,
     STAMP_START,
@@ -150,6 +151,13 @@ class ZenossNames:
         self.rrdpath_map = rrdpath_map or {}
         self.metric_template = metric_template
         self.tag_templates = tag_templates or {"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}
+        sample = dict.fromkeys(("device", "name", "dir", "path", "key", "tenant", "ds"), "x")
+        for template in [metric_template] + list(self.tag_templates.values()):
+            try:
+                str(template).format(**sample)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise FerryError("invalid naming template %r (%s): use the fields %s"
+                                 % (template, exc, ", ".join("{%s}" % f for f in sorted(sample))))
 
     def fields(self, relative):
         """Template fields of a file, or None when Zenoss would skip it."""
@@ -170,6 +178,17 @@ class ZenossNames:
             metric += "_" + ds
         tags = dict((key, zenoss_escape(template.format(**values))) for key, template in self.tag_templates.items())
         return zenoss_escape(metric), tags
+
+
+def find_upwards(directory, name, levels=3):
+    """``name`` in ``directory`` or up to ``levels`` directories above it, or None."""
+    current = os.path.abspath(directory)
+    for _level in range(levels + 1):
+        candidate = os.path.join(current, name)
+        if os.path.isfile(candidate):
+            return candidate
+        current = os.path.dirname(current)
+    return None
 
 
 def read_rrdpath_map(path):
@@ -497,6 +516,16 @@ class DoneLog:
         self._handle = open(path, "ab" if resume else "wb")
         self._synced = time.time()
 
+    @staticmethod
+    def read(path):
+        """The finished files a resumed run would skip (for check mode)."""
+        log = DoneLog.__new__(DoneLog)
+        log.done = set()
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                log.done.update(json.loads(line) for line in handle if line.endswith(b"\n"))
+        return log.done
+
     def add(self, relative):
         self.done.add(relative)
         self._handle.write(json.dumps(relative).encode("utf-8") + b"\n")
@@ -513,10 +542,52 @@ class DoneLog:
         self._handle.close()
 
 
-def pending_files(src, shard_index, shard_count, done=()):
-    for relative in source_files(src):
+def pending_files(src, shard_index, shard_count, done=(), files=None):
+    """Files of this shard not done yet: ``files`` (relative to ``src``) or every RRD under ``src``."""
+    for relative in (source_files(src) if files is None else files):
         if in_shard(relative, shard_index, shard_count) and relative not in done:
             yield relative
+
+
+def relative_files(src, files):
+    """A user's file list as sorted paths relative to ``src``; each must exist inside it."""
+    root = os.path.abspath(src)
+    out = set()
+    for name in files:
+        path = os.path.abspath(os.path.join(root, name))
+        if not path.startswith(root + os.sep):
+            raise FerryError("%s is not inside the source directory %s" % (name, root))
+        if not os.path.isfile(path):
+            raise FerryError("%s does not exist" % path)
+        out.add(os.path.relpath(path, root))
+    return sorted(out)
+
+
+def default_workers():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, multiprocessing.cpu_count())
+
+
+def resolve_owner(owner, group):
+    """(uid, gid) from names or numbers; None when neither is given (-1 keeps that one)."""
+    if owner is None and group is None:
+        return None
+    import grp  # pylint: disable=import-outside-toplevel
+    import pwd  # pylint: disable=import-outside-toplevel
+    return (_lookup(owner, pwd.getpwnam, "pw_uid", "user"), _lookup(group, grp.getgrnam, "gr_gid", "group"))
+
+
+def _lookup(name, function, field, what):
+    if name is None:
+        return -1
+    if str(name).isdigit():
+        return int(name)
+    try:
+        return getattr(function(str(name)), field)
+    except KeyError:
+        raise FerryError("no %s named %s on this host" % (what, name))
 
 
 def run_pool(function, items, workers, chunksize=8):
@@ -545,13 +616,13 @@ class Totals:
 
     KEYS = ("files", "failed", "skipped", "created", "backfilled", "unchanged", "points", "warnings")
 
-    def __init__(self, report_path):
+    def __init__(self, report_path, resume=False):
         self.counts = dict((key, 0) for key in self.KEYS)
         self.failures = []
         self.warnings = []
         self.skips = []
         self.report_path = report_path
-        self._report = open(report_path, "ab")
+        self._report = open(report_path, "ab" if resume else "wb")
 
     def add(self, result):
         self.counts["files"] += 1
@@ -576,8 +647,14 @@ class Totals:
         self._report.close()
 
     def result(self):
-        return {"counts": dict(self.counts), "failed_files": list(self.failures), "warnings": list(self.warnings),
+        return {"counts": dict(self.counts), "failed_files": list(self.failures), "file_warnings": list(self.warnings),
                 "skipped_files": list(self.skips), "report": self.report_path}
+
+
+def _check_stop(stop_dir, totals):
+    if stop_requested(stop_dir):
+        raise Stopped("stopped on request (%s) after %d file(s); remove the file and run again to go on"
+                      % (os.path.join(stop_dir, STOP_FILE), totals.counts["files"]))
 
 
 def _sample(bucket, text):
@@ -585,16 +662,17 @@ def _sample(bucket, text):
         bucket.append(text)
 
 
-def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None, files_per_group=16):
+def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None, files_per_group=16,
+                         files=None, stop_dir=None):
     """Convert every pending RRD of ``job.src`` in this shard; returns :meth:`Totals.result`."""
     state_path = state_path or os.path.join(job.dest, ".ferry-rrd_to_whisper")
     done = DoneLog(state_path + ".done", resume)
-    totals = Totals(state_path + ".report.jsonl")
-    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done))
+    totals = Totals(state_path + ".report.jsonl", resume)
+    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done, files))
     if step is not None:
         step.progress(0, total, "files", flush=True)
     shutil.rmtree(job.staging, ignore_errors=True)  # what a killed run left
-    groups = _chunks(pending_files(job.src, shard[0], shard[1], done.done), files_per_group)
+    groups = _chunks(pending_files(job.src, shard[0], shard[1], done.done, files), files_per_group)
     try:
         for results in run_pool(job, groups, workers, chunksize=1):
             for result in results:
@@ -603,6 +681,7 @@ def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, 
                     done.add(result["file"])
             if step is not None:
                 step.progress(totals.counts["files"], total, "files")
+            _check_stop(stop_dir, totals)
     finally:
         done.close()
         totals.close()
@@ -620,7 +699,7 @@ class PointBatchJob:
         self.dest = os.path.abspath(dest)
 
     def __call__(self, files):
-        name = "rrd-" + hashlib.sha1("\n".join(files).encode("utf-8")).hexdigest()[:16]
+        name = "rrd-" + hashlib.sha1("\n".join([self.job.src] + files).encode("utf-8")).hexdigest()[:16]
         writer = tsdb.BatchWriter(self.dest, name)
         results, finished = [], []
         try:
@@ -667,11 +746,13 @@ def _chunks(items, size):
         yield chunk
 
 
-def points_done(dest):
+def points_done(dest, clean=True):
     """Files already in a finished batch of ``dest``; partial batches of a killed run are removed."""
     done = set()
+    if not os.path.isdir(dest):
+        return done
     for entry in os.listdir(dest):
-        if entry.startswith(".rrd-") and entry.endswith(".partial"):
+        if clean and entry.startswith(".rrd-") and entry.endswith(".partial"):
             _remove(os.path.join(dest, entry))
     for manifest in tsdb.finished_batches(dest):
         if manifest.get("source") == "rrd":
@@ -679,25 +760,32 @@ def points_done(dest):
     return done
 
 
-def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per_batch=64, state_path=None):
-    """Convert every RRD of ``job.src`` in this shard not yet in a finished batch of ``dest``."""
+def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per_batch=64, state_path=None,
+                        files=None, resume=False, stop_dir=None):
+    """Convert every RRD of ``job.src`` in this shard not yet in a finished batch of ``dest``.
+
+    The batch manifests are the completion record: a file is done once the batch holding it is.
+    """
     if not os.path.isdir(dest):
         os.makedirs(dest)
     done = points_done(dest)
-    totals = Totals((state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")) + ".report.jsonl")
-    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done))
+    totals = Totals((state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")) + ".report.jsonl", resume)
+    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done, files))
     if step is not None:
         step.progress(0, total, "files", flush=True)
     batch_job = PointBatchJob(job, dest)
-    chunks = _chunks(pending_files(job.src, shard[0], shard[1], done), files_per_batch)
+    chunks = _chunks(pending_files(job.src, shard[0], shard[1], done, files), files_per_batch)
     try:
         for results in run_pool(batch_job, chunks, workers, chunksize=1):
             for result in results:
                 totals.add(result)
             if step is not None:
                 step.progress(totals.counts["files"], total, "files")
+            _check_stop(stop_dir, totals)
     finally:
         totals.close()
     out = totals.result()
+    for key in ("created", "backfilled", "unchanged", "warnings"):
+        del out["counts"][key]
     out["counts"]["already_done"] = len(done)
     return out

@@ -21,6 +21,11 @@ import threading
 import time
 
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import (  # noqa: F401 (re-exported)
+    STOP_FILE,
+    Stopped,
+    stop_requested,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     BatchWriter,
     batch_name,
@@ -35,16 +40,6 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter, Rejected, count_on_target, target_frames
 
 CHECKPOINT_INTERVAL = 1.0
-STOP_FILE = "STOP"
-
-
-class Stopped(FerryError):
-    """A graceful stop asked for with the STOP file: the current batch was finished first."""
-
-
-def stop_requested(state_dir):
-    """True when the operator created ``<state_dir>/STOP`` (``touch`` it; remove it to go on)."""
-    return bool(state_dir) and os.path.exists(os.path.join(state_dir, STOP_FILE))
 
 
 def wait_for_space(path, min_free_bytes, min_free_inodes, timeout, poll=5.0, sleep=time.sleep):

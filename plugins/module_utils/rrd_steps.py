@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the two RRD converter modules share: options, the step decision, check mode and the result."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible_collections.ferry.migrate.plugins.module_utils import rrd
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import RESUME, SKIP, Journal, fingerprint
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+    default_workers,
+    pending_files,
+    relative_files,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import source_files
+
+
+def rrd_argument_spec():
+    """Options of the ``ferry.migrate.rrd`` doc fragment."""
+    return dict(
+        src=dict(type="path", required=True),
+        files=dict(type="list", elements="path"),
+        counters=dict(type="str", default="rebuild", choices=["rebuild", "rate"]),
+        workers=dict(type="int", default=0),
+        shard_index=dict(type="int", default=0),
+        shard_count=dict(type="int", default=1),
+        max_failed_files=dict(type="int", default=0),
+    )
+
+
+def needs_binding(params):
+    """True when the rrdtool binding is missing and a C(.rrd) file (not a dump) is to be read."""
+    if rrd.rrdtool is not None or not os.path.isdir(params["src"]):
+        return False
+    names = params["files"] if params["files"] else source_files(params["src"])
+    return any(name.endswith(".rrd") for name in names)
+
+
+def parse_mode(value):
+    try:
+        mode = int(str(value), 8)
+    except ValueError:
+        raise FerryError("invalid mode %r: give octal permissions such as 0644" % (value,))
+    if not 0 <= mode <= 0o7777:
+        raise FerryError("invalid mode %r" % (value,))
+    return mode
+
+
+class Run:
+    """A converter step about to run: its journal entry, decision and the files it covers."""
+
+    def __init__(self, step, inputs, decision, params, files, state_path):
+        self.step = step
+        self.fingerprint = inputs
+        self.decision = decision
+        self.resume = decision == RESUME
+        self.shard = (params["shard_index"], params["shard_count"])
+        self.workers = params["workers"] or default_workers()
+        self.files = files
+        self.state_path = state_path
+        self.result = {"decision": decision, "workers": self.workers, "changed": False}
+
+
+def prepare(params, check_mode, inputs, default_step, done_in_check=None):
+    """Validate the common options, decide skip / resume / run; in check mode, count the pending files.
+
+    ``done_in_check(state_path)`` gives the files a resumed run would skip.
+    """
+    src = os.path.abspath(params["src"])
+    if not os.path.isdir(src):
+        raise FerryError("source directory %s does not exist" % src)
+    if params["shard_count"] < 1 or not 0 <= params["shard_index"] < params["shard_count"]:
+        raise FerryError("shard_index must be in [0, shard_count): got %d of %d"
+                         % (params["shard_index"], params["shard_count"]))
+    if params["workers"] < 0 or params["max_failed_files"] < 0:
+        raise FerryError("workers and max_failed_files cannot be negative")
+    files = relative_files(src, params["files"]) if params["files"] else None
+    inputs = dict(inputs, src=src, files=files, counters=params["counters"],
+                  shard=(params["shard_index"], params["shard_count"]))
+    journal = Journal(params["state_dir"], create=not check_mode)
+    step = journal.step(params["step"] or default_step)
+    digest = fingerprint(inputs)
+    decision = step.decide(digest, params["force"])
+    run = Run(step, digest, decision, params, files, os.path.join(journal.steps_dir, step.name))
+    if check_mode and decision != SKIP:
+        done = done_in_check(run.state_path) if decision == RESUME and done_in_check else ()
+        pending = sum(1 for _f in pending_files(src, run.shard[0], run.shard[1], done, files))
+        run.result.update(files_pending=pending, changed=pending > 0)
+    return run
+
+
+def finish(run, out, max_failed_files, changed):
+    """The task result; a failed step (and task) when more than ``max_failed_files`` files failed."""
+    result = dict(run.result, changed=changed, **out)
+    failed = out["counts"]["failed"]
+    if failed > max_failed_files:
+        message = "%d file(s) failed to convert (more than max_failed_files=%d), the first: %s; all are listed in %s" % (
+            failed, max_failed_files, out["failed_files"][0], out["report"])
+        run.step.fail(message, counts=out["counts"])
+        result["msg"] = message
+    else:
+        run.step.complete(counts=out["counts"])
+    return result

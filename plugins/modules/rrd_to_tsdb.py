@@ -1,0 +1,284 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: rrd_to_tsdb
+short_description: Convert Zenoss 4 RRD performance data into OpenTSDB points
+version_added: 0.1.0
+description:
+  - Converts every RRD file under O(src) (a Zenoss 4 C(perf) directory holding C(Devices/)) into OpenTSDB
+    points, written as point batches in O(dest) (the format M(ferry.migrate.tsdb_dump) writes and
+    M(ferry.migrate.tsdb_restore) sends) and, with O(url), sent to that C(/api/put) endpoint through the same
+    writer.
+  - Each data source gives one time line that takes, for every time range, the finest AVERAGE archive
+    covering it, so each timestamp comes once; points are stamped at interval ends (Zenoss's convention) and
+    unknown values are skipped. DERIVE, COUNTER and ABSOLUTE rates are rebuilt into one continuous counter
+    whose increments are rate times that archive's step (O(counters)).
+  - Zenoss 5 naming by default. Metric C(<device>/<name>), C(<name>) being the file name without C(.rrd) and
+    without a C(_GAUGE) suffix (C(X.rrd) is skipped when C(X_GAUGE.rrd) exists, as Zenoss does); tags
+    C(device), C(key) (C(Devices/<dir>), or the object path C(rrdpath.map) gives for it) and
+    C(zenoss_tenant_id) (the instance UUID from C(dmd_uuid.txt)); characters outside C([0-9a-zA-Z-_./])
+    become C(-). O(metric_template) and O(tags) change the naming.
+  - Files are converted by O(workers) processes into batches of O(files_per_batch) files; O(shard_index) and
+    O(shard_count) split one tree over several hosts. A file is done once the batch holding it is finished
+    (its manifest lists the files), so a killed run redoes only the unfinished batches.
+  - A corrupt or truncated RRD fails that file, naming it and the reason; the others are converted and the
+    task fails at the end when more than O(max_failed_files) failed.
+author:
+  - ferry.migrate maintainers (@ferry-migrate)
+requirements:
+  - rrdtool (the Python binding, PyPI C(rrdtool)) for C(.rrd) files
+extends_documentation_fragment:
+  - ferry.migrate.state
+  - ferry.migrate.rrd
+  - ferry.migrate.endpoint
+  - ferry.migrate.put
+  - ansible.builtin.action_common_attributes
+options:
+  dest:
+    description:
+      - Directory for the point batches (created if needed).
+    type: path
+    required: true
+  tenant_id:
+    description:
+      - The C(zenoss_tenant_id) tag. Defaults to the content of O(dmd_uuid_file).
+    type: str
+  dmd_uuid_file:
+    description:
+      - The export's C(dmd_uuid.txt). Defaults to the first found in O(src) and up to three directories above
+        it (the layout M(ferry.migrate.bundle_check) extracts).
+    type: path
+  rrdpath_map:
+    description:
+      - The export's C(rrdpath.map) (C(Devices/<dir>|<object path>) lines) giving the C(key) tag. Defaults to
+        the first found like O(dmd_uuid_file); without one, C(key) is C(Devices/<dir>).
+    type: path
+  metric_template:
+    description:
+      - Metric name, with the fields C({device}), C({name}), C({key}), C({dir}), C({path}), C({ds}) and
+        C({tenant}). A file with several data sources gets C(_<ds>) appended unless the template uses C({ds}).
+    type: str
+    default: "{device}/{name}"
+  tags:
+    description:
+      - Tags of every point, name to template (same fields as O(metric_template)).
+    type: dict
+    default: {"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}
+  files_per_batch:
+    description:
+      - RRD files per point batch (a batch is the unit of completion).
+    type: int
+    default: 64
+  url:
+    description:
+      - Also send the points to this C(/api/put) endpoint once converted, for example C(http://opentsdb:4242).
+        Sending is its own journal step (O(step) with C(.put) appended) and resumes at request level.
+      - To send while converting, leave this out and run M(ferry.migrate.tsdb_restore) with C(wait_for_step)
+        naming this step instead.
+    type: str
+notes:
+  - Create the file C(STOP) in O(state_dir) to stop after the batches in progress; a later run resumes.
+attributes:
+  check_mode:
+    support: full
+    details: Lists the files a run would convert and reports how many; writes and sends nothing.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: ferry.migrate.tsdb_restore
+  - module: ferry.migrate.bundle_check
+  - module: ferry.migrate.rrd_to_whisper
+"""
+
+EXAMPLES = r"""
+- name: Convert an extracted Zenoss 4 export's perf data into point batches
+  ferry.migrate.rrd_to_tsdb:
+    src: /srv/ferry/extract/4x-export-20180601-120000/perf
+    dest: /srv/ferry/points
+    state_dir: /srv/ferry/state
+
+- name: Convert and send to OpenTSDB, half the tree on each of two workers
+  ferry.migrate.rrd_to_tsdb:
+    src: /srv/ferry/extract/4x-export-20180601-120000/perf
+    dest: /srv/ferry/points
+    url: http://opentsdb.example.net:4242
+    kind: opentsdb
+    shard_index: "{{ groups['workers'].index(inventory_hostname) }}"
+    shard_count: "{{ groups['workers'] | length }}"
+"""
+
+RETURN = r"""
+counts:
+  description:
+    - C(files) converted or tried in this run, C(failed), C(skipped) files, C(points) written and C(already_done)
+      files in batches of earlier runs.
+  returned: when the step ran
+  type: dict
+  sample: {"files": 200, "failed": 0, "skipped": 2, "points": 372800, "already_done": 0}
+failed_files:
+  description: The first 50 files that failed, each with its reason; all of them are in RV(report).
+  returned: when the step ran
+  type: list
+  elements: str
+skipped_files:
+  description: The first 50 files skipped, with the reason (C(X.rrd) next to C(X_GAUGE.rrd), outside C(Devices/)).
+  returned: when the step ran
+  type: list
+  elements: str
+report:
+  description: JSON-lines file listing every failure and skip of the step.
+  returned: when the step ran
+  type: str
+tenant_id:
+  description: The C(zenoss_tenant_id) used.
+  returned: always
+  type: str
+sent:
+  description: What was sent to O(url) (requests, points, bytes, retries, seconds).
+  returned: when O(url) is set and points were sent
+  type: dict
+files_pending:
+  description: Files this run would convert.
+  returned: in check mode
+  type: int
+workers:
+  description: Worker processes used.
+  returned: always
+  type: int
+decision:
+  description: C(run), C(resume) or C(skip).
+  returned: always
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ferry.migrate.plugins.module_utils import rrd
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import http_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+    RESUME,
+    SKIP,
+    Journal,
+    fingerprint,
+    state_argument_spec,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+    TsdbJob,
+    ZenossNames,
+    convert_points_tree,
+    find_upwards,
+    points_done,
+    read_rrdpath_map,
+    read_tenant,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+    finish,
+    needs_binding,
+    prepare,
+    rrd_argument_spec,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
+    put_argument_spec,
+    put_writer,
+    request_size_limit,
+    restore,
+)
+
+
+def naming(params):
+    tenant = params["tenant_id"]
+    if not tenant:
+        uuid_file = params["dmd_uuid_file"] or find_upwards(params["src"], "dmd_uuid.txt")
+        if not uuid_file:
+            raise FerryError("no dmd_uuid.txt in %s or above it: give tenant_id or dmd_uuid_file" % params["src"])
+        tenant = read_tenant(uuid_file)
+    map_file = params["rrdpath_map"] or find_upwards(params["src"], "rrdpath.map")
+    return ZenossNames(tenant, read_rrdpath_map(map_file), params["metric_template"], params["tags"]), map_file
+
+
+def run_convert(params, check_mode):
+    names, map_file = naming(params)
+    job = TsdbJob(params["src"], names, counters=params["counters"])
+    inputs = {"dest": os.path.abspath(params["dest"]), "tenant": names.tenant, "map": map_file,
+              "template": (params["metric_template"], params["tags"]), "per_batch": params["files_per_batch"]}
+    run = prepare(params, check_mode, inputs, "rrd_to_tsdb", lambda _path: points_done(params["dest"], clean=False))
+    run.result["tenant_id"] = names.tenant
+    if run.decision != SKIP and not check_mode:
+        with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
+            out = convert_points_tree(job, params["dest"], run.shard, run.workers, run.step, params["files_per_batch"],
+                                      run.state_path, run.files, run.resume, stop_dir=params["state_dir"])
+            out.pop("file_warnings")
+            result = finish(run, out, params["max_failed_files"], changed=out["counts"]["points"] > 0)
+        if result.get("msg"):
+            return result
+    else:
+        result = run.result
+    if params["url"]:
+        result.update(send(params, check_mode, run.step.name + ".put"))
+    return result
+
+
+def send(params, check_mode, name):
+    """Send the finished batches of ``dest`` with tsdb_restore's writer, as a journal step of its own."""
+    journal = Journal(params["state_dir"], create=not check_mode)
+    step = journal.step(name)
+    manifests = sorted(os.listdir(params["dest"])) if os.path.isdir(params["dest"]) else []
+    inputs = {"dest": os.path.abspath(params["dest"]), "url": params["url"], "batches": manifests,
+              "limits": (request_size_limit(params), params["points_per_request"])}
+    digest = fingerprint(inputs)
+    decision = step.decide(digest, params["force"])
+    if decision == SKIP:
+        return {"send_decision": decision}
+    if check_mode:
+        return {"send_decision": decision, "changed": True}
+    checkpoint = step.checkpoint() if decision == RESUME else None
+    with step.begin(digest, resume=decision == RESUME, unit="batches"):
+        counts, plan = restore(params["dest"], put_writer(params), request_size_limit(params),
+                               params["points_per_request"], step, checkpoint, batch_attempts=params["batch_attempts"],
+                               state_dir=journal.state_dir)
+        step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]})
+    return {"send_decision": decision, "sent": counts, "changed": True}
+
+
+def main():
+    argument_spec = dict(
+        dest=dict(type="path", required=True),
+        tenant_id=dict(type="str"),
+        dmd_uuid_file=dict(type="path"),
+        rrdpath_map=dict(type="path"),
+        metric_template=dict(type="str", default="{device}/{name}"),
+        tags=dict(type="dict", default={"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}),
+        files_per_batch=dict(type="int", default=64),
+        url=dict(type="str"),
+    )
+    argument_spec.update(rrd_argument_spec())
+    argument_spec.update(put_argument_spec())
+    argument_spec.update(http_argument_spec())
+    argument_spec.update(state_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if needs_binding(module.params):
+        module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
+    try:
+        result = run_convert(module.params, module.check_mode)
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("msg"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: rrd_to_whisper
+short_description: Convert a tree of RRD files into Graphite whisper files, exactly and fast (NAV 3 to NAV 4)
+version_added: 0.1.0
+description:
+  - Converts every RRD file under O(src) (or the O(files) listed) into whisper files under O(dest), one
+    per data source, named like Carbon's storage (dots are directories).
+  - Each AVERAGE archive of the RRD becomes a retention archive with the same resolution and length, its
+    values exactly those C(rrdtool fetch) gives for that archive, stamped at interval starts (Graphite's
+    convention, NAV's converter's too). With O(consolidations), MIN, MAX or LAST archives become their own
+    metrics, suffixed C(_min), C(_max), C(_last).
+  - DERIVE, COUNTER and ABSOLUTE data sources hold rates in an RRD; they are rebuilt into one continuous
+    counter (O(counters=rebuild)), each interval adding rate times that archive's step and an unknown
+    interval adding nothing, so the counter has no fake resets at archive boundaries or gaps. O(counters=rate)
+    keeps the rates.
+  - Carbon's C(storage-schemas.conf) (O(storage_schemas)) adds the finer archive a schema asks for, filled
+    by holding values (a counter rises at its rate instead, so it shows no spikes); C(storage-aggregation.conf)
+    (O(storage_aggregation)) sets the aggregation method and xFilesFactor per metric. Resolutions whisper
+    cannot take (one not dividing the next) are adjusted, with a warning, rather than failing the file.
+  - New whisper files are built directly (not through C(whisper.update_many)), staged, made durable with one
+    file-system sync per group and renamed into place. A whisper file that already exists is backfilled in
+    place under Carbon's lock, filling only empty slots; newer data is never overwritten.
+  - Files are converted by O(workers) processes; O(shard_index) and O(shard_count) let several hosts split
+    one tree. Every finished file is recorded in the step journal, so a killed run resumes with the files
+    it had not finished; a completed step is skipped.
+  - A corrupt or truncated RRD fails that file, naming it and the reason; the others are converted and the
+    task fails at the end when more than O(max_failed_files) failed.
+author:
+  - ferry.migrate maintainers (@ferry-migrate)
+requirements:
+  - rrdtool (the Python binding, PyPI C(rrdtool), built against C(librrd-dev)) for C(.rrd) files;
+    dump XML needs nothing more
+extends_documentation_fragment:
+  - ferry.migrate.state
+  - ferry.migrate.rrd
+  - ansible.builtin.action_common_attributes
+options:
+  dest:
+    description:
+      - Whisper storage directory (Carbon's C(LOCAL_DATA_DIR), for example C(/var/lib/graphite/whisper)) or a
+        staging directory to copy from.
+    type: path
+    required: true
+  metric_prefix:
+    description:
+      - First elements of every default metric name, for example C(nav.rrd). Not applied to names from
+        O(mapping_file).
+    type: str
+    default: ""
+  mapping_file:
+    description:
+      - CSV (C(rrd_path,metric) or C(rrd_path,ds,metric) rows; a header row naming C(metric) is skipped) or
+        YAML (C({rrd_path: metric}) or C({rrd_path: {ds: metric}})) file naming the metrics. A metric given
+        without a data source is the file's prefix, the data source name is appended. Paths are relative to
+        O(src) or absolute under it. C(docs/nav.md) shows the SQL that makes it from NAV's database.
+      - Without it, a data source's metric is C(<metric_prefix>.<dir>...<rrd name>.<ds>), each element
+        escaped like NAV does (C(.), C(/), space, C(\(), C(\)) and C(,) become C(_)).
+    type: path
+  unmapped:
+    description:
+      - What to do with data sources O(mapping_file) does not name. C(default) names them as without a
+        mapping, C(skip) leaves them out (they are listed in RV(skipped_files)).
+    type: str
+    choices: [default, skip]
+    default: default
+  consolidations:
+    description:
+      - Consolidation functions to convert. C(AVERAGE) gives the metric itself; any other its own metric
+        suffixed with the function's name in lower case.
+    type: list
+    elements: str
+    choices: [AVERAGE, MIN, MAX, LAST]
+    default: [AVERAGE]
+  storage_schemas:
+    description:
+      - Carbon's C(storage-schemas.conf). The first section whose C(pattern) matches a metric gives its
+        retentions; those finer than the RRD's finest archive are added.
+    type: path
+  storage_aggregation:
+    description:
+      - Carbon's C(storage-aggregation.conf). The first section whose C(pattern) matches a metric gives its
+        C(aggregationMethod) and C(xFilesFactor). Without a match, rebuilt counters get C(last) and the rest
+        C(average), with an xFilesFactor of 0.5.
+    type: path
+  owner:
+    description:
+      - Owner (name or uid) of the whisper files and directories created, for example Carbon's user.
+    type: str
+  group:
+    description:
+      - Group (name or gid) of the whisper files and directories created.
+    type: str
+  mode:
+    description:
+      - Permissions of the whisper files created, octal. Directories get the same plus the search bits.
+    type: raw
+    default: "0644"
+notes:
+  - Backfilling and converting can run while Carbon writes to O(dest); Carbon should use
+    C(WHISPER_LOCK_WRITES = True) so the two never write the same file at once.
+  - Create the file C(STOP) in O(state_dir) to stop after the files in progress; a later run resumes.
+attributes:
+  check_mode:
+    support: full
+    details: Lists the files a run would convert and reports how many; writes nothing.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+seealso:
+  - module: ferry.migrate.rrd_to_tsdb
+  - module: ferry.migrate.migration_status
+"""
+
+EXAMPLES = r"""
+- name: Convert NAV's RRD files straight into Carbon's storage
+  ferry.migrate.rrd_to_whisper:
+    src: /var/lib/nav/rrd
+    dest: /var/lib/graphite/whisper
+    mapping_file: /srv/ferry/nav-metrics.csv
+    storage_schemas: /etc/carbon/storage-schemas.conf
+    storage_aggregation: /etc/carbon/storage-aggregation.conf
+    owner: _graphite
+    group: _graphite
+    state_dir: /srv/ferry/state
+
+- name: Split one tree over the hosts of the workers group
+  ferry.migrate.rrd_to_whisper:
+    src: /srv/ferry/rrd
+    dest: /srv/ferry/whisper
+    metric_prefix: nav.rrd
+    consolidations: [AVERAGE, MAX]
+    shard_index: "{{ groups['workers'].index(inventory_hostname) }}"
+    shard_count: "{{ groups['workers'] | length }}"
+"""
+
+RETURN = r"""
+counts:
+  description:
+    - C(files) converted or tried in this run, C(failed), C(skipped) data sources, whisper files C(created),
+      C(backfilled) and C(unchanged), C(points) written, C(warnings), and C(already_done) files of earlier
+      runs of the step.
+  returned: when the step ran
+  type: dict
+  sample: {"files": 2512, "failed": 1, "skipped": 0, "created": 9870, "backfilled": 12, "unchanged": 0,
+           "points": 21950000, "warnings": 3, "already_done": 0}
+failed_files:
+  description: The first 50 files that failed, each with its reason; all of them are in RV(report).
+  returned: when the step ran
+  type: list
+  elements: str
+  sample: ["sw1/Gi0_1.rrd is not a readable RRD file (sw1/Gi0_1.rrd: found extra data on end of file)"]
+file_warnings:
+  description: The first 50 warnings (adjusted resolutions, missing archives).
+  returned: when the step ran
+  type: list
+  elements: str
+skipped_files:
+  description: The first 50 data sources left out (not in the mapping file with O(unmapped=skip)).
+  returned: when the step ran
+  type: list
+  elements: str
+report:
+  description: JSON-lines file listing every failure, warning and skip of the step.
+  returned: when the step ran
+  type: str
+files_pending:
+  description: Files this run would convert.
+  returned: in check mode
+  type: int
+workers:
+  description: Worker processes used.
+  returned: always
+  type: int
+decision:
+  description: C(run), C(resume) or C(skip).
+  returned: always
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.ferry.migrate.plugins.module_utils import rrd
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, Journal, state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+    DoneLog,
+    NavNames,
+    WhisperJob,
+    convert_whisper_tree,
+    load_mapping,
+    resolve_owner,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+    finish,
+    needs_binding,
+    parse_mode,
+    prepare,
+    rrd_argument_spec,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.whisper import Rules
+
+
+def run_convert(params, check_mode):
+    mapping = load_mapping(params["mapping_file"], params["src"]) if params["mapping_file"] else None
+    names = NavNames(params["metric_prefix"], mapping, params["unmapped"])
+    rules = Rules(params["storage_schemas"], params["storage_aggregation"])
+    mode = parse_mode(params["mode"])
+    job = WhisperJob(params["src"], params["dest"], names, rules, tuple(params["consolidations"]), params["counters"],
+                     resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2)
+    inputs = {"dest": os.path.abspath(params["dest"]), "names": (params["metric_prefix"], mapping, params["unmapped"]),
+              "consolidations": params["consolidations"],
+              "rules": [params["storage_schemas"], params["storage_aggregation"]], "mode": mode,
+              "owner": (params["owner"], params["group"])}
+    run = prepare(params, check_mode, inputs, "rrd_to_whisper", lambda path: DoneLog.read(path + ".done"))
+    if run.decision == SKIP or check_mode:
+        return run.result
+    with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
+        out = convert_whisper_tree(job, run.shard, run.workers, run.step, run.resume, run.state_path,
+                                   files=run.files, stop_dir=params["state_dir"])
+        return finish(run, out, params["max_failed_files"], changed=out["counts"]["created"] + out["counts"]["points"] > 0)
+
+
+def main():
+    argument_spec = dict(
+        dest=dict(type="path", required=True),
+        metric_prefix=dict(type="str", default=""),
+        mapping_file=dict(type="path"),
+        unmapped=dict(type="str", default="default", choices=["default", "skip"]),
+        consolidations=dict(type="list", elements="str", default=["AVERAGE"], choices=["AVERAGE", "MIN", "MAX", "LAST"]),
+        storage_schemas=dict(type="path"),
+        storage_aggregation=dict(type="path"),
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="raw", default="0644"),
+    )
+    argument_spec.update(rrd_argument_spec())
+    argument_spec.update(state_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if needs_binding(module.params):
+        module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
+    try:
+        result = run_convert(module.params, module.check_mode)
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("counts", {}).get("warnings"):
+        module.warn("%d conversion warning(s), the first: %s" % (result["counts"]["warnings"], result["file_warnings"][0]))
+    if result.get("msg"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
