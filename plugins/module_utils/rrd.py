@@ -212,14 +212,20 @@ def _limit(text):
     return _number(text.strip()) if text else None
 
 
+def _open_maybe_gzip(path):
+    """The file, inflated on the fly when it is gzip (whatever its name says)."""
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
 def _read_xml(path):
     """Parse a dump incrementally: rows of each archive are kept, elements are freed as they end."""
-    opener = gzip.open if path.endswith(".gz") else open
     step = last_update = None
     sources, archives, all_rows = [], [], []
     pending = {}
     try:
-        with opener(path, "rb") as handle:
+        with _open_maybe_gzip(path) as handle:
             for event, elem in ElementTree.iterparse(handle, events=("start", "end")):
                 tag = elem.tag
                 if event == "start":

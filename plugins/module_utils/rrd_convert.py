@@ -240,26 +240,43 @@ def plan_layout(archives, finer=None):
     """Whisper archives for RRD archives (finest first), plus schema archives finer than them.
 
     Whisper wants each resolution to divide the next and each archive to cover more than the finer
-    one; RRDs do not always oblige, so resolutions are adjusted (with a warning) instead of failing.
-    Returns (targets, warnings).
+    one; RRDs do not always oblige. Archives that chain are mirrored; one that does not divide is
+    folded into the next coarser archive (whose own rows come first) or, coarser than all, stored at
+    the next multiple. Returns (targets, warnings); nothing fails.
     """
     warnings = []
-    targets = [Target(a.step, a.rows, [a], "mirror") for a in archives]
-    merged = []
-    for target in targets:
-        if merged and target.spp % merged[-1].spp:
-            previous = merged[-1]
-            spp = -(-target.spp // previous.spp) * previous.spp
-            warnings.append("archive of %d s does not divide into %d s: stored as %d s (values taken from the "
-                            "row holding each slot's start)" % (target.spp, previous.spp, spp))
-            target = Target(spp, -(-target.spp * target.points // spp), target.sources, "pick")
-        if merged and target.spp == merged[-1].spp:
-            previous = merged.pop()
-            target = Target(target.spp, max(previous.points, target.points), previous.sources + target.sources, "pick")
-        merged.append(target)
-    finest = merged[0]
+    layout, leftovers = [], []
+    for archive in archives:
+        if not layout or archive.step % layout[-1].spp == 0:
+            layout.append(Target(archive.step, archive.rows, [archive], "mirror"))
+        else:
+            leftovers.append(archive)
+    for archive in leftovers:
+        host = next((t for t in layout if t.spp >= archive.step), None)
+        if host is None:
+            spp = -(-archive.step // layout[-1].spp) * layout[-1].spp
+            layout.append(Target(spp, -(-archive.step * archive.rows // spp), [archive], "pick"))
+            warnings.append("archive of %d s does not divide into %d s: stored as %d s (each slot takes the row "
+                            "holding its start)" % (archive.step, layout[-2].spp, spp))
+            continue
+        warnings.append("archive of %d s does not divide into the others: its rows fill the %d s archive where "
+                        "that one has none" % (archive.step, host.spp))
+        host.sources.append(archive)
+        host.how = "pick"
+        host.points = max(host.points, -(-archive.step * archive.rows // host.spp))
+    layout = _finer_targets(layout[0], finer, warnings) + layout
+    for finer_target, coarser in zip(layout, layout[1:]):
+        if coarser.spp * coarser.points <= finer_target.spp * finer_target.points:
+            coarser.points = finer_target.spp * finer_target.points // coarser.spp + 1
+        if finer_target.points * finer_target.spp < coarser.spp:
+            finer_target.points = -(-coarser.spp // finer_target.spp)
+    return layout, warnings
+
+
+def _finer_targets(finest, schema, warnings):
+    """Schema archives finer than the RRD's finest, each dividing the next (adjusted with a warning)."""
     extra = []
-    for spp, points in sorted(finer or [], reverse=True):
+    for spp, points in sorted(schema or [], reverse=True):
         limit = extra[0].spp if extra else finest.spp
         if spp >= limit:
             continue
@@ -268,13 +285,7 @@ def plan_layout(archives, finer=None):
             warnings.append("schema archive of %d s does not divide into %d s: stored as %d s" % (spp, limit, adjusted))
             points = -(-spp * points // adjusted)
         extra.insert(0, Target(adjusted, points, [finest.sources[0]], "expand"))
-    layout = extra + merged
-    for finer_target, coarser in zip(layout, layout[1:]):
-        if coarser.spp * coarser.points <= finer_target.spp * finer_target.points:
-            coarser.points = finer_target.spp * finer_target.points // coarser.spp + 1
-        if finer_target.points * finer_target.spp < coarser.spp:
-            finer_target.points = -(-coarser.spp // finer_target.spp)
-    return layout, warnings
+    return extra
 
 
 def target_series(series, target, points=None):
@@ -309,7 +320,7 @@ def _expand(series, archive, spp, points):
 
 
 def _pick(series, archives, spp, points):
-    """Slots of a resolution no RRD archive has: each takes the row holding its start, finest source first."""
+    """Each slot takes the row holding its start, from the first source covering it (unknown stays unknown)."""
     sources = [series.archive_series(a, STAMP_START) for a in archives]
     end = max(s.times[-1] + s.step for s in sources)
     end -= end % spp
@@ -319,26 +330,47 @@ def _pick(series, archives, spp, points):
         value = None
         for source in sources:
             position = (slot - source.times[0]) // source.step
-            if 0 <= position < len(source.values) and source.values[position] is not None:
+            if 0 <= position < len(source.values):
                 value = source.values[position]
                 break
         values.append(value)
     return range(start, end, spp), values
 
 
+def _aggregate(series, archive, spp, points, method, xff):
+    """A coarser resolution from an archive whose step divides it, the way Carbon would aggregate."""
+    factor = spp // archive.step
+    data = series.archive_series(archive, STAMP_START)
+    end = data.times[-1] + archive.step
+    end -= end % spp
+    start = max(end - points * spp, data.times[0] - data.times[0] % spp)
+    values = []
+    for slot in range(start, end, spp):
+        first = (slot - data.times[0]) // archive.step
+        known = [v for v in data.values[max(0, first):max(0, first + factor)] if v is not None]
+        values.append(whisper.aggregate(method, known) if known and len(known) >= xff * factor else None)
+    return range(start, end, spp), values
+
+
 def existing_series(series):
-    """For backfilling a file with its own archives: (spp, points) -> (times, values) or None."""
+    """For backfilling a file with its own archives: (spp, points, method, xff) -> (times, values) or None.
+
+    Same resolution: the archive as is; finer than the RRD: expanded; coarser: aggregated from the
+    finest archive dividing it, with the file's method and xFilesFactor; otherwise picked.
+    """
     archives = series.archives
 
-    def series_for(spp, points):
+    def series_for(spp, points, method, xff):
         same = [a for a in archives if a.step == spp]
         if same:
             return target_series(series, Target(spp, points, same, "mirror"))
         finest = archives[0]
         if spp < finest.step and finest.step % spp == 0:
             return target_series(series, Target(spp, points, [finest], "expand"))
-        coarser_or_odd = [a for a in archives if a.step <= spp] or archives
-        return target_series(series, Target(spp, points, coarser_or_odd, "pick"))
+        dividing = [a for a in archives if a.step < spp and spp % a.step == 0]
+        if dividing:
+            return _aggregate(series, dividing[0], spp, points, method, xff)
+        return target_series(series, Target(spp, points, [a for a in archives if a.step <= spp] or archives, "pick"))
     return series_for
 
 
@@ -480,12 +512,13 @@ class TsdbJob:
         self.counters = counters
 
     def skip_reason(self, relative):
-        fields = self.names.fields(relative)
-        if fields is None:
+        if self.names.fields(relative) is None:
             return "not under Devices/<device>/"
-        name = relative[:-len(".rrd")] if relative.endswith(".rrd") else None
-        if name and not name.endswith("_GAUGE") and os.path.exists(os.path.join(self.src, name + "_GAUGE.rrd")):
-            return "%s_GAUGE.rrd exists (Zenoss skips the file without the suffix)" % os.path.basename(name)
+        directory, name = os.path.split(relative)
+        base = strip_suffix(name)
+        gauge = base + "_GAUGE" + name[len(base):]
+        if not base.endswith("_GAUGE") and os.path.exists(os.path.join(self.src, directory, gauge)):
+            return "%s exists (Zenoss skips the file without the suffix)" % gauge
         return None
 
     def series(self, relative):

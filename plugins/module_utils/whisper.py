@@ -159,7 +159,7 @@ def read_layout(handle, path):
 def backfill(path, series_for):
     """Fill the empty slots of an existing whisper file, in place, under Carbon's flock.
 
-    ``series_for(spp, points)`` gives (times, values) for one of the file's archives, or None.
+    ``series_for(spp, points, aggregation, xff)`` gives (times, values) for one of the file's archives, or None.
     Only slots that are empty or hold a point older than that archive's window are written: newer
     data is never overwritten, and a point already there wins. Returns the number of points written.
     """
@@ -168,7 +168,7 @@ def backfill(path, series_for):
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         layout = read_layout(handle, path)
         for offset, (spp, points) in zip(layout.offsets, layout.archives):
-            series = series_for(spp, points)
+            series = series_for(spp, points, layout.aggregation, layout.xff)
             if series is not None:
                 written += _backfill_archive(handle, offset, spp, points, series)
         if written:
