@@ -253,8 +253,8 @@ def send(params, check_mode, name):
     return {"send_decision": decision, "sent": counts, "changed": True}
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         dest=dict(type="path", required=True),
         tenant_id=dict(type="str"),
         dmd_uuid_file=dict(type="path"),
@@ -264,11 +264,15 @@ def main():
         files_per_batch=dict(type="int", default=64),
         url=dict(type="str"),
     )
-    argument_spec.update(rrd_argument_spec())
-    argument_spec.update(put_argument_spec())
-    argument_spec.update(http_argument_spec())
-    argument_spec.update(state_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(rrd_argument_spec())
+    spec.update(put_argument_spec())
+    spec.update(http_argument_spec())
+    spec.update(state_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
     try:

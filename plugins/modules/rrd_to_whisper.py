@@ -233,8 +233,8 @@ def run_convert(params, check_mode):
         return finish(run, out, params["max_failed_files"], changed=out["counts"]["created"] + out["counts"]["points"] > 0)
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         dest=dict(type="path", required=True),
         metric_prefix=dict(type="str", default=""),
         mapping_file=dict(type="path"),
@@ -246,9 +246,13 @@ def main():
         group=dict(type="str"),
         mode=dict(type="raw", default="0644"),
     )
-    argument_spec.update(rrd_argument_spec())
-    argument_spec.update(state_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(rrd_argument_spec())
+    spec.update(state_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
     try:

@@ -1,0 +1,212 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""rrd_to_whisper and rrd_to_tsdb as tasks: check mode, the second run, bad files, Zenoss naming, a kill in the
+middle of a point conversion, and sending to an OpenTSDB /api/put (the emulator)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.ferry.migrate.plugins.module_utils import tsdb
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
+from ansible_collections.ferry.migrate.plugins.modules import rrd_to_tsdb, rrd_to_whisper
+from tests.support.otsdb_emulator import OpenTSDBEmulator
+from tools.gen_rrd_tree import build_tree
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
+
+def params(module, **values):
+    base = dict((name, spec.get("default")) for name, spec in module.argument_spec().items())
+    base.update(values)
+    return base
+
+
+def batch_points(dest):
+    """Every point line of the finished batches, and the files each batch says it holds."""
+    lines, files = [], []
+    for manifest in tsdb.finished_batches(str(dest)):
+        lines.extend(tsdb.parse_line(line) for line in tsdb.read_batch_lines(manifest))
+        files.extend(manifest["files"])
+    return lines, files
+
+
+@pytest.fixture(scope="module")
+def nav(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nav")
+    info = build_tree(str(root / "rrd"), "nav", files=16, days=4, workers=2)
+    return info
+
+
+@pytest.fixture(scope="module")
+def zenoss(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zenoss")
+    return build_tree(str(root / "perf"), "zenoss", files=30, days=4, workers=2)
+
+
+# -- rrd_to_whisper --------------------------------------------------------------------------------------------
+def test_whisper_check_mode_run_and_second_run(nav, tmp_path):
+    args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"),
+                  metric_prefix="nav.rrd", workers=2)
+    checked = rrd_to_whisper.run_convert(args, True)
+    assert checked["changed"] and checked["files_pending"] == len(nav["files"])
+    assert not (tmp_path / "wsp").exists() and not (tmp_path / "s").exists()
+    first = rrd_to_whisper.run_convert(args, False)
+    assert first["changed"] and first["counts"]["failed"] == 0
+    assert first["counts"]["files"] == len(nav["files"])
+    assert first["counts"]["created"] == sum(len(f["ds"]) for f in nav["files"])
+    escaped = [os.path.relpath(os.path.join(d, n), str(tmp_path / "wsp")) for d, _s, names in
+               os.walk(str(tmp_path / "wsp")) for n in names]
+    assert all(" " not in path and "(" not in path and "," not in path for path in escaped)
+    assert any(path.startswith("nav/rrd/") for path in escaped)
+    second = rrd_to_whisper.run_convert(args, False)
+    assert second == {"decision": "skip", "workers": 2, "changed": False}
+    record = Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()
+    assert record["status"] == "complete" and record["progress"]["done"] == len(nav["files"])
+
+
+def test_whisper_bad_files_fail_the_task_naming_them(nav, tmp_path):
+    src = tmp_path / "rrd"
+    src.mkdir()
+    good = nav["files"][0]["path"]
+    (src / "good.rrd").write_bytes(open(os.path.join(nav["root"], good), "rb").read())
+    (src / "broken.rrd").write_bytes(open(os.path.join(nav["root"], good), "rb").read()[:3000])
+    (src / "text.rrd").write_text("not an rrd\n")
+    args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"))
+    result = rrd_to_whisper.run_convert(args, False)
+    assert result["counts"]["failed"] == 2 and result["counts"]["created"] == len(nav["files"][0]["ds"])
+    assert "2 file(s) failed to convert" in result["msg"]
+    assert sorted(m.split(" ")[0] for m in result["failed_files"]) == [str(src / "broken.rrd"), str(src / "text.rrd")]
+    with open(result["report"]) as handle:
+        report = [json.loads(line) for line in handle]
+    assert sorted(r["file"] for r in report if "failed" in r) == ["broken.rrd", "text.rrd"]
+    assert Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()["status"] == "failed"
+    # the next run resumes and retries only the failed files; allowing them lets the step complete
+    again = rrd_to_whisper.run_convert(dict(args, max_failed_files=2), False)
+    assert again["decision"] == "resume" and "msg" not in again
+    assert again["counts"]["files"] == 2 and again["counts"]["failed"] == 2
+
+
+def test_whisper_resume_after_failure_retries_only_failed_files(nav, tmp_path):
+    src = tmp_path / "rrd"
+    src.mkdir()
+    for entry in nav["files"][:3]:
+        (src / os.path.basename(entry["path"])).write_bytes(open(os.path.join(nav["root"], entry["path"]), "rb").read())
+    (src / "zz-bad.rrd").write_text("junk")
+    args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"))
+    assert rrd_to_whisper.run_convert(args, False)["counts"]["failed"] == 1
+    os.unlink(str(src / "zz-bad.rrd"))
+    resumed = rrd_to_whisper.run_convert(args, False)
+    assert resumed["decision"] == "resume"
+    assert resumed["counts"]["files"] == 0 and resumed["counts"]["already_done"] == 3
+    assert "msg" not in resumed
+
+
+def test_whisper_options_are_checked(nav, tmp_path):
+    args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"))
+    with pytest.raises(FerryError, match="shard_index must be in"):
+        rrd_to_whisper.run_convert(dict(args, shard_index=2, shard_count=2), False)
+    with pytest.raises(FerryError, match="invalid mode"):
+        rrd_to_whisper.run_convert(dict(args, mode="rw-r"), False)
+    with pytest.raises(FerryError, match="does not exist"):
+        rrd_to_whisper.run_convert(dict(args, src=str(tmp_path / "nowhere")), False)
+    with pytest.raises(FerryError, match="no user named"):
+        rrd_to_whisper.run_convert(dict(args, owner="no-such-user-ferry"), False)
+
+
+def test_whisper_files_get_owner_and_mode(nav, tmp_path):
+    args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
+                  files=[nav["files"][0]["path"]], owner=str(os.getuid()), group=str(os.getgid()), mode="0640")
+    assert rrd_to_whisper.run_convert(args, False)["counts"]["created"] >= 1
+    for top, _dirs, names in os.walk(str(tmp_path / "w")):
+        for name in names:
+            assert os.stat(os.path.join(top, name)).st_mode & 0o777 == 0o640
+        assert os.stat(top).st_mode & 0o777 in (0o750, 0o755)
+
+
+# -- rrd_to_tsdb -------------------------------------------------------------------------------------------------
+def test_tsdb_zenoss_naming_and_each_point_once(zenoss, tmp_path):
+    args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "points"), state_dir=str(tmp_path / "s"),
+                  files_per_batch=4, workers=2)
+    result = rrd_to_tsdb.run_convert(args, False)
+    superseded = [f for f in zenoss["files"] if f.get("superseded_by")]
+    assert superseded and result["counts"]["skipped"] == len(superseded)
+    assert result["counts"]["files"] == len(zenoss["files"]) and result["counts"]["failed"] == 0
+    assert result["tenant_id"] == zenoss["dmd_uuid"]
+    lines, files = batch_points(tmp_path / "points")
+    assert len(lines) == result["counts"]["points"]
+    assert sorted(files) == sorted(f["path"] for f in zenoss["files"])  # skipped files are done too
+    keys = [(metric, tags, stamp) for metric, tags, stamp, _value in lines]
+    assert len(keys) == len(set(keys))  # no timestamp twice in any series
+    tags = dict((metric, dict(t)) for metric, t, _s, _v in lines)
+    assert all(t["zenoss_tenant_id"] == zenoss["dmd_uuid"] for t in tags.values())
+    assert any(metric.startswith("sw-01-core/") for metric in tags)  # "sw 01+core" escaped
+    assert not any(metric.endswith("_GAUGE") for metric in tags)
+    assert all(t["key"].startswith("/zport/dmd/Devices/") for t in tags.values())  # from rrdpath.map
+    assert rrd_to_tsdb.run_convert(args, False)["decision"] == "skip"
+
+
+def test_tsdb_killed_run_redoes_only_unfinished_batches(zenoss, tmp_path):
+    clean = tmp_path / "clean"
+    rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=zenoss["root"], dest=str(clean), state_dir=str(tmp_path / "s1"),
+                                   files_per_batch=2, workers=1), False)
+    dest, state = tmp_path / "killed", tmp_path / "s2"
+    script = ("import sys; sys.path[:0] = [%r]; import conftest\n"
+              "from tests.unit.plugins.modules.test_rrd_modules import params\n"
+              "from ansible_collections.ferry.migrate.plugins.modules import rrd_to_tsdb\n"
+              "rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=%r, dest=%r, state_dir=%r, files_per_batch=2, workers=1),"
+              " False)\n" % (ROOT, zenoss["root"], str(dest), str(state)))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while len([n for n in os.listdir(str(dest)) if n.endswith(".json")] if dest.exists() else []) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    resumed = rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=zenoss["root"], dest=str(dest), state_dir=str(state),
+                                             files_per_batch=2, workers=1), False)
+    assert resumed["decision"] == "resume" and resumed["counts"]["already_done"] >= 6
+    assert not [n for n in os.listdir(str(dest)) if n.endswith(".partial")]
+    lines, files = batch_points(dest)
+    assert len(files) == len(set(files))  # no file in two batches
+    assert sorted(lines) == sorted(batch_points(clean)[0])
+
+
+def test_tsdb_check_mode_writes_nothing(zenoss, tmp_path):
+    args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"))
+    result = rrd_to_tsdb.run_convert(args, True)
+    assert result["changed"] and result["files_pending"] == len(zenoss["files"])
+    assert not (tmp_path / "p").exists() and not (tmp_path / "s").exists()
+
+
+def test_tsdb_needs_a_tenant(zenoss, tmp_path):
+    os.makedirs(str(tmp_path / "a" / "b" / "c" / "d" / "Devices"))
+    args = params(rrd_to_tsdb, src=str(tmp_path / "a" / "b" / "c" / "d"), dest=str(tmp_path / "p"),
+                  state_dir=str(tmp_path / "s"))
+    with pytest.raises(FerryError, match="give tenant_id or dmd_uuid_file"):
+        rrd_to_tsdb.run_convert(args, False)
+    with pytest.raises(FerryError, match="invalid naming template"):
+        rrd_to_tsdb.run_convert(dict(args, tenant_id="x", metric_template="{device}/{nope}"), False)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the emulator's threads
+def test_tsdb_sends_to_opentsdb_through_the_put_writer(zenoss, tmp_path):
+    with OpenTSDBEmulator() as emulator:
+        args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
+                      url=emulator.url, kind="opentsdb", workers=2)
+        result = rrd_to_tsdb.run_convert(args, False)
+        assert result["sent"]["points"] == result["counts"]["points"] > 0
+        # the emulator refuses bodies over 8 KiB, as OpenTSDB does by default: none was
+        stored = emulator.points()
+        lines, _files = batch_points(tmp_path / "p")
+        assert len(stored) == len(lines)
+        again = rrd_to_tsdb.run_convert(args, False)
+        assert again["decision"] == "skip" and again["send_decision"] == "skip" and not again["changed"]
