@@ -19,7 +19,8 @@ Styles, ``build_tree(out_dir, style=...)``::
                Zenoss skips X.rrd when X_GAUGE.rrd exists: info "superseded_by"). Device "sw 01+core" has
                characters outside [0-9a-zA-Z-_./].
     fidelity   one file per entry of VARIANTS, flat in out_dir, each stressing one thing a converter must get
-               right (step 300, heartbeat 600, AVERAGE and MAX 1:600 6:700 24:775 288:797 unless said):
+               right (one DS "value", step 300, heartbeat 2 steps, AVERAGE and MAX 1:600 6:700 24:775 288:797
+               unless said):
                  gauge                      GAUGE
                  derive_resets              DERIVE min U; the counter drops to 0 twice (the second time in
                                             the last day): two negative rates
@@ -35,8 +36,9 @@ Styles, ``build_tree(out_dir, style=...)``::
                  non_dividing               AVERAGE pdp 1 3 4 10 7: 300, 900, 1200, 3000 and 2100 s
                  equal_resolutions          AVERAGE 1:300 and 1:1000 (same resolution), 12:400
                  coarse_longer_than_needed  AVERAGE 1:600 and 12:8760: the hourly archive spans a year
-                 fine_longer                AVERAGE 1:14400 (50 days) outlasts 12:600 (25 days) and 288:60
-                 multi_ds                   GAUGE, COUNTER, DERIVE min 0 and ABSOLUTE in one file
+                 fine_longer                AVERAGE 1:14400 (50 days) reaches further back than 12:600
+                                            (25 days); 288:60
+                 multi_ds                   DS temp GAUGE, octets COUNTER, packets DERIVE min 0, events ABSOLUTE
                  step60                     step 60, heartbeat 120
                  last_update_unaligned      polled 137 s past the step boundary: last update mid-step
                and the bad files listed in info["corrupt"] (not in info["files"]):

@@ -85,11 +85,13 @@ def load_mapping(path, root):
 
 
 def _csv_mapping(path, text):
+    header_seen = False
     for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
         row = [cell.strip() for cell in row]
         if not row or not any(row) or row[0].startswith("#"):
             continue
-        if number == 1 and "metric" in [cell.lower() for cell in row]:
+        first_row, header_seen = not header_seen, True
+        if first_row and "metric" in [cell.lower() for cell in row]:
             continue
         if len(row) == 2:
             row = [row[0], "", row[1]]
@@ -266,10 +268,11 @@ def plan_layout(archives, finer=None):
         host.points = max(host.points, -(-archive.step * archive.rows // host.spp))
     layout = _finer_targets(layout[0], finer, warnings) + layout
     for finer_target, coarser in zip(layout, layout[1:]):
-        if coarser.spp * coarser.points <= finer_target.spp * finer_target.points:
-            coarser.points = finer_target.spp * finer_target.points // coarser.spp + 1
+        # whisper: enough finer points to make one coarser point, and each archive covering more than the finer
         if finer_target.points * finer_target.spp < coarser.spp:
             finer_target.points = -(-coarser.spp // finer_target.spp)
+        if coarser.spp * coarser.points <= finer_target.spp * finer_target.points:
+            coarser.points = finer_target.spp * finer_target.points // coarser.spp + 1
     return layout, warnings
 
 
@@ -348,7 +351,7 @@ def _aggregate(series, archive, spp, points, method, xff):
     for slot in range(start, end, spp):
         first = (slot - data.times[0]) // archive.step
         known = [v for v in data.values[max(0, first):max(0, first + factor)] if v is not None]
-        values.append(whisper.aggregate(method, known) if known and len(known) >= xff * factor else None)
+        values.append(whisper.aggregate(method, known, factor) if known and len(known) >= xff * factor else None)
     return range(start, end, spp), values
 
 
@@ -540,24 +543,32 @@ class DoneLog:
 
     def __init__(self, path, resume):
         self.path = path
-        self.done = set()
-        if resume and os.path.exists(path):
-            with open(path, "rb") as handle:
-                for line in handle:
-                    if line.endswith(b"\n"):  # a torn last line is a file to do again
-                        self.done.add(json.loads(line))
+        self.done = DoneLog.read(path) if resume else set()
         self._handle = open(path, "ab" if resume else "wb")
+        if resume:  # cut a torn last line, or the next entry would be glued to it
+            self._handle.truncate(self._complete_size(path))
         self._synced = time.time()
 
     @staticmethod
     def read(path):
-        """The finished files a resumed run would skip (for check mode)."""
-        log = DoneLog.__new__(DoneLog)
-        log.done = set()
+        """The finished files recorded in ``path``; a torn last line (a killed run) is a file to do again."""
+        done = set()
         if os.path.exists(path):
             with open(path, "rb") as handle:
-                log.done.update(json.loads(line) for line in handle if line.endswith(b"\n"))
-        return log.done
+                for line in handle:
+                    if line.endswith(b"\n"):
+                        try:
+                            done.add(json.loads(line))
+                        except ValueError:
+                            raise FerryError("%s line %r is damaged: remove the file to convert everything again"
+                                             % (path, line[:80]))
+        return done
+
+    @staticmethod
+    def _complete_size(path):
+        with open(path, "rb") as handle:
+            data = handle.read()
+        return data.rfind(b"\n") + 1
 
     def add(self, relative):
         self.done.add(relative)

@@ -39,7 +39,7 @@ POINT = struct.Struct("!Ld")
 POINT_SIZE = POINT.size
 AGGREGATIONS = {"average": 1, "sum": 2, "last": 3, "max": 4, "min": 5, "avg_zero": 6, "absmax": 7, "absmin": 8}
 AGGREGATION_NAMES = dict((number, name) for name, number in AGGREGATIONS.items())
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800, "years": 31536000}
 _SWAP = sys.byteorder == "little"
 _NAN = float("nan")
 
@@ -209,8 +209,8 @@ def _backfill_archive(handle, offset, spp, points, series):
 
 
 # -- resampling ----------------------------------------------------------------------------------------------
-def aggregate(method, values):
-    """Carbon's aggregation of the known values of one coarser slot."""
+def aggregate(method, values, slots=None):
+    """Carbon's aggregation of the known values of one coarser slot (of ``slots`` finer ones, for avg_zero)."""
     if method == "average":
         return math.fsum(values) / len(values)
     if method == "sum":
@@ -221,8 +221,8 @@ def aggregate(method, values):
         return max(values)
     if method == "min":
         return min(values)
-    if method == "avg_zero":
-        return math.fsum(values) / len(values)
+    if method == "avg_zero":  # unknown values count as zeros
+        return math.fsum(values) / (slots or len(values))
     if method == "absmax":
         return max(values, key=abs)
     if method == "absmin":
@@ -236,10 +236,12 @@ def parse_seconds(text):
     match = re.match(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$", str(text))
     if not match:
         raise FerryError("invalid duration %r" % (text,))
-    unit = match.group(2).lower()
-    if unit and unit[0] not in _UNITS:
+    unit = match.group(2).lower() or "seconds"
+    # Carbon takes any prefix of a unit's name (s, sec, m, min, h, d, w, y ...) and nothing else
+    names = [name for name in _UNITS if name.startswith(unit)]
+    if not names:
         raise FerryError("invalid unit in %r: use s, min, h, d, w or y" % (text,))
-    return int(match.group(1)) * _UNITS[unit[0] if unit else "s"]
+    return int(match.group(1)) * _UNITS[names[0]]
 
 
 def parse_retentions(text):
@@ -282,9 +284,12 @@ class Rules:
                 if method not in AGGREGATIONS:
                     raise FerryError("storage-aggregation section [%s]: unknown aggregationMethod %r" % (name, method))
                 try:
-                    return method, float(xff) if xff is not None else default_xff
+                    factor = float(xff) if xff is not None else default_xff
                 except ValueError:
-                    raise FerryError("storage-aggregation section [%s]: invalid xFilesFactor %r" % (name, xff))
+                    factor = None
+                if factor is None or not 0.0 <= factor <= 1.0:  # whisper cannot read a file with another one
+                    raise FerryError("storage-aggregation section [%s]: invalid xFilesFactor %r (0 to 1)" % (name, xff))
+                return method, factor
         return default_method, default_xff
 
 

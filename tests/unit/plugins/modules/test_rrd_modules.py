@@ -197,7 +197,6 @@ def test_tsdb_needs_a_tenant(zenoss, tmp_path):
         rrd_to_tsdb.run_convert(dict(args, tenant_id="x", metric_template="{device}/{nope}"), False)
 
 
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the emulator's threads
 def test_tsdb_sends_to_opentsdb_through_the_put_writer(zenoss, tmp_path):
     with OpenTSDBEmulator() as emulator:
         args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),

@@ -1,0 +1,451 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RRD conversion: metric naming (NAV, Zenoss), file selection and whisper layout planning."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import whisper
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+    DoneLog,
+    NavNames,
+    ZenossNames,
+    find_upwards,
+    in_shard,
+    load_mapping,
+    nav_escape,
+    plan_layout,
+    read_rrdpath_map,
+    read_tenant,
+    relative_files,
+    zenoss_escape,
+)
+
+T0 = 1735689600
+ETH0 = "Devices/dev1/os/interfaces/eth0"
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+# -- escaping --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("sw1.example.org", "sw1_example_org"),
+    ("Gi1/0/1", "Gi1_0_1"),
+    ("port (uplink), a", "port__uplink___a"),
+    ("plain-name_1:x", "plain-name_1:x"),
+])
+def test_nav_escape(text, expected):
+    assert nav_escape(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("dev1/ifInOctets_ifInOctets", "dev1/ifInOctets_ifInOctets"),
+    ("a-b_c.d/e", "a-b_c.d/e"),
+    ("my dev:1 (x)", "my-dev-1--x-"),
+    ("caf\u00e9", "caf-"),
+])
+def test_zenoss_escape(text, expected):
+    assert zenoss_escape(text) == expected
+
+
+# -- NAV names -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("relative", ["ipdevpoll/sw1.example.org/ports/Gi1(0,1).rrd",
+                                      "ipdevpoll/sw1.example.org/ports/Gi1(0,1).rrd.xml",
+                                      "ipdevpoll/sw1.example.org/ports/Gi1(0,1).rrd.xml.gz"])
+def test_nav_default_metric_escapes_every_element(relative):
+    names = NavNames(prefix="nav.")
+    assert names.metric(relative, "ifIn Octets") == "nav.ipdevpoll.sw1_example_org.ports.Gi1_0_1_.ifIn_Octets"
+    assert NavNames().metric(relative, "x") == "ipdevpoll.sw1_example_org.ports.Gi1_0_1_.x"
+
+
+@pytest.mark.parametrize("unmapped, expected_other", [("default", "nav.other.b.ds0"), ("skip", None)])
+def test_nav_mapping(unmapped, expected_other):
+    mapping = {("ports/a.rrd", "ifInOctets"): "nav.exact.in", ("ports/a.rrd", ""): "nav.prefix",
+               ("sys/c.rrd", "load"): "nav.load"}
+    names = NavNames(prefix="nav", mapping=mapping, unmapped=unmapped)
+    assert names.metric("ports/a.rrd", "ifInOctets") == "nav.exact.in"  # exact (path, ds) wins
+    assert names.metric("ports/a.rrd", "if.Out Octets") == "nav.prefix.if_Out_Octets"
+    assert names.metric("sys/c.rrd", "other") == ("nav.sys.c.other" if unmapped == "default" else None)
+    assert names.metric("other/b.rrd", "ds0") == expected_other
+
+
+# -- mapping files ---------------------------------------------------------------------------------------------
+def test_load_csv_mapping(tmp_path):
+    root = tmp_path / "rrd"
+    path = write(tmp_path / "map.csv", "\n".join([
+        "rrd_path,ds,metric",
+        "# a comment",
+        "",
+        "ports/a.rrd, ifInOctets , nav.a.in",
+        "ports/b.rrd,nav.b",
+        "%s,nav.c" % (root / "sys" / "c.rrd"),
+        "./ports/d.rrd,,nav.d",
+        ",,",
+    ]) + "\n")
+    assert load_mapping(path, str(root)) == {
+        ("ports/a.rrd", "ifInOctets"): "nav.a.in",
+        ("ports/b.rrd", ""): "nav.b",
+        ("sys/c.rrd", ""): "nav.c",
+        ("ports/d.rrd", ""): "nav.d",
+    }
+
+
+@pytest.mark.parametrize("header", ["rrd_path,metric", "RRD,Metric"])
+def test_two_column_csv_header_is_skipped(tmp_path, header):
+    path = write(tmp_path / "map.csv", "%s\na.rrd,nav.a\n" % header)
+    assert load_mapping(path, str(tmp_path)) == {("a.rrd", ""): "nav.a"}
+
+
+@pytest.mark.parametrize("bad_row", ["only-one-column", "a.rrd,ds,metric,extra", ",nav.x", "a.rrd,ds,"])
+def test_bad_csv_row_names_its_line(tmp_path, bad_row):
+    path = write(tmp_path / "map.csv", "rrd_path,metric\na.rrd,nav.a\n\n%s\n" % bad_row)
+    with pytest.raises(FerryError, match="line 4"):
+        load_mapping(path, str(tmp_path))
+
+
+def test_path_mapped_twice_to_different_metrics_is_refused(tmp_path):
+    same_twice = write(tmp_path / "same.csv", "a.rrd,nav.a\n./a.rrd,nav.a\n")
+    assert load_mapping(same_twice, str(tmp_path)) == {("a.rrd", ""): "nav.a"}
+    conflict = write(tmp_path / "conflict.csv", "a.rrd,ds0,nav.a\n./a.rrd,ds0,nav.b\n")
+    with pytest.raises(FerryError, match="a.rrd"):
+        load_mapping(conflict, str(tmp_path))
+
+
+def test_load_yaml_mapping(tmp_path):
+    root = tmp_path / "rrd"
+    path = write(tmp_path / "map.yml", "\n".join([
+        "ports/a.rrd: nav.a",
+        "ports/b.rrd:",
+        "  ifInOctets: nav.b.in",
+        "  ifOutOctets: nav.b.out",
+        "%s: nav.c" % (root / "sys" / "c.rrd"),
+    ]) + "\n")
+    assert load_mapping(path, str(root)) == {
+        ("ports/a.rrd", ""): "nav.a",
+        ("ports/b.rrd", "ifInOctets"): "nav.b.in",
+        ("ports/b.rrd", "ifOutOctets"): "nav.b.out",
+        ("sys/c.rrd", ""): "nav.c",
+    }
+
+
+@pytest.mark.parametrize("text", ["a.rrd: [unclosed\n", "- a.rrd\n- b.rrd\n", "a.rrd: [1, 2]\n"])
+def test_bad_yaml_mapping_is_refused(tmp_path, text):
+    path = write(tmp_path / "map.yaml", text)
+    with pytest.raises(FerryError, match=re.escape(path)):
+        load_mapping(path, str(tmp_path))
+
+
+def test_missing_mapping_file(tmp_path):
+    with pytest.raises(FerryError, match="missing.csv"):
+        load_mapping(str(tmp_path / "missing.csv"), str(tmp_path))
+
+
+def test_mapping_file_drives_nav_names(tmp_path):
+    path = write(tmp_path / "map.csv", "ports/a.rrd,nav.ports.a\n")
+    names = NavNames(mapping=load_mapping(path, str(tmp_path)), unmapped="skip")
+    assert names.metric("ports/a.rrd", "ifInOctets") == "nav.ports.a.ifInOctets"
+    assert names.metric("ports/b.rrd", "ifInOctets") is None
+
+
+# -- Zenoss names ----------------------------------------------------------------------------------------------
+def test_zenoss_fields_of_an_interface_file():
+    fields = ZenossNames("tenant-1").fields(ETH0 + "/ifInOctets_ifInOctets.rrd")
+    assert fields["device"] == "dev1"
+    assert fields["name"] == "ifInOctets_ifInOctets"
+    assert fields["key"] == fields["dir"] == ETH0
+    assert fields["path"] == ETH0 + "/ifInOctets_ifInOctets"
+    assert fields["tenant"] == "tenant-1"
+
+
+def test_zenoss_key_comes_from_the_rrdpath_map():
+    names = ZenossNames("t", rrdpath_map={ETH0: "/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0"})
+    assert names.fields(ETH0 + "/ifInOctets_ifInOctets.rrd")["key"] == \
+        "/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0"
+    assert names.fields("Devices/dev2/sysUpTime_sysUpTime.rrd")["key"] == "Devices/dev2"
+
+
+@pytest.mark.parametrize("relative", ["Devices/dev1/laLoadInt5_laLoadInt5_GAUGE.rrd",
+                                      "Devices/dev1/laLoadInt5_laLoadInt5_GAUGE.rrd.xml.gz"])
+def test_zenoss_gauge_suffix_is_removed(relative):
+    assert ZenossNames("t").fields(relative)["name"] == "laLoadInt5_laLoadInt5"
+
+
+@pytest.mark.parametrize("relative", ["Devices/x.rrd", "Other/dev1/x.rrd", "x.rrd", "Daemons/zenhub/x.rrd"])
+def test_zenoss_skips_files_not_under_a_device(relative):
+    assert ZenossNames("t").fields(relative) is None
+
+
+def test_zenoss_series_escapes_metric_and_tags():
+    names = ZenossNames("t:1", rrdpath_map={"Devices/my dev": "/zport/dmd/Devices/my dev"})
+    metric, tags = names.series(names.fields("Devices/my dev/cpu (user)_cpu.rrd"), "ds0", False)
+    assert metric == "my-dev/cpu--user-_cpu"
+    assert tags == {"device": "my-dev", "key": "/zport/dmd/Devices/my-dev", "zenoss_tenant_id": "t-1"}
+
+
+@pytest.mark.parametrize("template, several, expected", [
+    ("{device}/{name}", False, "dev1/ifIn"),
+    ("{device}/{name}", True, "dev1/ifIn_ds-0"),
+    ("{device}/{name}.{ds}", True, "dev1/ifIn.ds-0"),
+    ("{path}", False, ETH0 + "/ifIn"),
+])
+def test_zenoss_metric_templates(template, several, expected):
+    names = ZenossNames("t", metric_template=template)
+    metric, _tags = names.series(names.fields(ETH0 + "/ifIn.rrd"), "ds 0", several)
+    assert metric == expected
+
+
+def test_zenoss_custom_tag_templates():
+    names = ZenossNames("t", tag_templates={"host": "{device}", "component": "{dir}/{ds}"})
+    _metric, tags = names.series(names.fields(ETH0 + "/ifIn.rrd"), "in", False)
+    assert tags == {"host": "dev1", "component": ETH0 + "/in"}
+
+
+@pytest.mark.parametrize("kwargs", [{"metric_template": "{device}/{unknown}"}, {"metric_template": "{0}"},
+                                    {"metric_template": "{device"}, {"tag_templates": {"x": "{hostname}"}}])
+def test_invalid_template_is_refused_at_construction(kwargs):
+    with pytest.raises(FerryError, match="template"):
+        ZenossNames("t", **kwargs)
+
+
+# -- Zenoss side files -----------------------------------------------------------------------------------------
+def test_read_rrdpath_map(tmp_path):
+    path = write(tmp_path / "rrdpath.map", "Devices/dev1|/zport/dmd/Devices/Server/devices/dev1\n\n"
+                                           "Devices/dev1/os/interfaces/eth0/ | /zport/dmd/x/eth0 \n")
+    assert read_rrdpath_map(path) == {"Devices/dev1": "/zport/dmd/Devices/Server/devices/dev1",
+                                      ETH0: "/zport/dmd/x/eth0"}
+
+
+def test_bad_rrdpath_map_line_is_named(tmp_path):
+    path = write(tmp_path / "rrdpath.map", "Devices/dev1|/zport/dmd/x\n\nno separator here\n")
+    with pytest.raises(FerryError, match="line 3"):
+        read_rrdpath_map(path)
+
+
+def test_missing_rrdpath_map_is_empty(tmp_path):
+    assert read_rrdpath_map(str(tmp_path / "missing.map")) == {}
+    assert read_rrdpath_map(None) == {}
+
+
+def test_read_tenant(tmp_path):
+    assert read_tenant(write(tmp_path / "dmd_uuid.txt", "0f2c-11aa\n")) == "0f2c-11aa"
+    with pytest.raises(FerryError, match="empty"):
+        read_tenant(write(tmp_path / "empty.txt", "\n"))
+    with pytest.raises(FerryError, match="missing.txt"):
+        read_tenant(str(tmp_path / "missing.txt"))
+
+
+def test_find_upwards(tmp_path):
+    deep = tmp_path / "a" / "b" / "c" / "d" / "e"
+    deep.mkdir(parents=True)
+    top = write(tmp_path / "a" / "dmd_uuid.txt", "x")
+    assert find_upwards(str(deep.parent), "dmd_uuid.txt") == top  # d, c, b, a: three levels up
+    assert find_upwards(str(deep), "dmd_uuid.txt") is None  # a is four levels above e
+    assert find_upwards(str(deep), "dmd_uuid.txt", levels=4) == top
+    nearer = write(tmp_path / "a" / "b" / "c" / "dmd_uuid.txt", "y")
+    assert find_upwards(str(deep), "dmd_uuid.txt") == nearer
+    (deep / "dmd_uuid.txt").mkdir()  # a directory of that name is not the file
+    assert find_upwards(str(deep), "dmd_uuid.txt") == nearer
+
+
+# -- shards ----------------------------------------------------------------------------------------------------
+PATHS = ["Devices/dev%d/os/interfaces/eth%d/ifInOctets_ifInOctets.rrd" % (n // 7, n % 7) for n in range(1000)]
+
+
+def shards_of(paths, count):
+    return [[index for index in range(count) if in_shard(path, index, count)] for path in paths]
+
+
+def test_every_path_is_in_exactly_one_shard():
+    for count in (2, 3, 7):
+        assert all(len(shards) == 1 for shards in shards_of(PATHS, count))
+    sizes = [sum(1 for shards in shards_of(PATHS, 3) if shards == [index]) for index in range(3)]
+    assert min(sizes) > 280 and max(sizes) < 390, sizes
+
+
+def test_one_shard_holds_everything():
+    assert all(in_shard(path, 0, 1) and in_shard(path, 0, 0) for path in PATHS[:50])
+
+
+def test_shards_are_the_same_in_another_process():
+    # hosts splitting one tree must agree: the split may not depend on the interpreter's hash seed
+    code = ("import json, sys\n"
+            "from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import in_shard\n"
+            "paths = json.load(sys.stdin)\n"
+            "print(json.dumps([[i for i in range(3) if in_shard(p, i, 3)] for p in paths]))\n")
+    env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    other = subprocess.run([sys.executable, "-c", code], input=json.dumps(PATHS[:200]), env=env,
+                           capture_output=True, text=True, check=True)
+    assert json.loads(other.stdout) == shards_of(PATHS[:200], 3)
+
+
+# -- file lists and the completion log -------------------------------------------------------------------------
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "rrd"
+    for relative in ("a/x.rrd", "a/y.rrd", "b/z.rrd.xml"):
+        write(root / relative, "")
+    return root
+
+
+def test_relative_files(tree):
+    files = ["b/z.rrd.xml", str(tree / "a" / "x.rrd"), "./a/../a/x.rrd", "a/y.rrd"]
+    assert relative_files(str(tree), files) == ["a/x.rrd", "a/y.rrd", "b/z.rrd.xml"]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../outside.rrd", "not inside"),
+    ("/etc/hostname", "not inside"),
+    ("../rrd2/a/x.rrd", "not inside"),
+    ("a/missing.rrd", "does not exist"),
+    ("a", "does not exist"),
+])
+def test_relative_files_refuses(tree, name, message):
+    write(tree.parent / "outside.rrd", "")
+    write(tree.parent / "rrd2" / "a" / "x.rrd", "")
+    with pytest.raises(FerryError, match=message):
+        relative_files(str(tree), [name])
+
+
+def done_log(path, resume, *added):
+    log = DoneLog(str(path), resume)
+    for relative in added:
+        log.add(relative)
+    log.close()
+    return log.done
+
+
+def test_done_log_resume_keeps_entries(tmp_path):
+    path = tmp_path / "state.done"
+    assert done_log(path, False, "a.rrd", "b/c.rrd") == {"a.rrd", "b/c.rrd"}
+    assert done_log(path, True) == {"a.rrd", "b/c.rrd"}
+    assert done_log(path, True, "d.rrd") == {"a.rrd", "b/c.rrd", "d.rrd"}
+    assert DoneLog.read(str(path)) == {"a.rrd", "b/c.rrd", "d.rrd"}
+
+
+def test_done_log_without_resume_starts_over(tmp_path):
+    path = tmp_path / "state.done"
+    done_log(path, False, "a.rrd")
+    assert done_log(path, False, "b.rrd") == {"b.rrd"}
+    assert DoneLog.read(str(path)) == {"b.rrd"}
+
+
+def test_done_log_ignores_a_torn_last_line(tmp_path):
+    path = tmp_path / "state.done"
+    path.write_bytes(b'"a.rrd"\n"b/c.r')
+    assert DoneLog.read(str(path)) == {"a.rrd"}
+    assert done_log(path, True) == {"a.rrd"}
+
+
+def test_done_log_resumes_again_after_a_torn_line(tmp_path):
+    path = tmp_path / "state.done"
+    path.write_bytes(b'"a.rrd"\n"b/c.r')
+    assert done_log(path, True, "d.rrd") == {"a.rrd", "d.rrd"}
+    assert DoneLog.read(str(path)) == {"a.rrd", "d.rrd"}
+    assert done_log(path, True) == {"a.rrd", "d.rrd"}
+
+
+def test_done_log_read_of_a_missing_file(tmp_path):
+    assert DoneLog.read(str(tmp_path / "none.done")) == set()
+
+
+# -- whisper layout planning -----------------------------------------------------------------------------------
+def rrd_archives(*spec):
+    """Fake RRD archives (step, rows), finest first, like RrdFile.archives_of gives them."""
+    return [SimpleNamespace(index=index, step=step, rows=rows, start=T0 - step * rows)
+            for index, (step, rows) in enumerate(spec)]
+
+
+def planned(spec, finer=None):
+    """(targets, warnings) of plan_layout, checked to be a layout whisper accepts."""
+    archives = rrd_archives(*spec)
+    targets, warnings = plan_layout(archives, finer)
+    pairs = [target.as_tuple() for target in targets]
+    assert pairs == sorted(pairs)
+    whisper.validateArchiveList(list(pairs))  # raises whisper.InvalidConfiguration
+    for archive in archives:  # every RRD archive is stored, over at least its span
+        holders = [t for t in targets if archive in t.sources and t.how != "expand"]
+        assert len(holders) == 1, (archive, pairs)
+        assert holders[0].spp * holders[0].points >= archive.step * archive.rows
+    return targets, warnings
+
+
+def test_dividing_archives_are_mirrored():
+    spec = [(300, 600), (1800, 700), (7200, 775), (86400, 797)]
+    targets, warnings = planned(spec)
+    assert [t.as_tuple() for t in targets] == spec
+    assert [t.how for t in targets] == ["mirror"] * 4
+    assert [[a.index for a in t.sources] for t in targets] == [[0], [1], [2], [3]]
+    assert warnings == []
+
+
+def test_non_dividing_steps_are_adjusted_with_warnings():
+    targets, warnings = planned([(300, 600), (900, 700), (1200, 775), (2100, 796), (3000, 797)])
+    assert [t.spp for t in targets][:2] == [300, 900]
+    assert all(later.spp % earlier.spp == 0 for earlier, later in zip(targets, targets[1:]))
+    for step in (1200, 2100, 3000):
+        assert any(str(step) in warning for warning in warnings), (step, warnings)
+
+
+def test_finer_schema_archives_are_expanded_in_front():
+    targets, warnings = planned([(300, 288), (1800, 700)], finer=[(60, 1440), (10, 360)])
+    assert [t.as_tuple() for t in targets[:2]] == [(10, 360), (60, 1440)]
+    assert [t.how for t in targets] == ["expand", "expand", "mirror", "mirror"]
+    assert [[a.index for a in t.sources] for t in targets[:2]] == [[0], [0]]
+    assert [t.spp for t in targets[2:]] == [300, 1800]
+    assert warnings == []
+
+
+def test_schema_archives_not_finer_than_the_rrd_are_ignored():
+    targets, _warnings = planned([(300, 288)], finer=[(60, 1440), (300, 8640), (3600, 8760)])
+    assert [t.spp for t in targets] == [60, 300]
+
+
+def test_non_dividing_finer_schema_archive_is_adjusted_to_a_divisor():
+    targets, warnings = planned([(300, 288)], finer=[(120, 720)])
+    finest = targets[0]
+    assert finest.how == "expand" and 300 % finest.spp == 0 and finest.spp <= 120
+    assert finest.spp * finest.points >= 120 * 720
+    assert len(warnings) == 1 and "120" in warnings[0]
+
+
+def test_finer_archive_covering_more_extends_the_coarser():
+    targets, _warnings = planned([(300, 288)], finer=[(60, 43200)])  # 30 days of minutes over a 1-day RRD
+    assert targets[0].as_tuple() == (60, 43200)
+    assert targets[1].spp == 300 and targets[1].spp * targets[1].points > 60 * 43200
+
+
+def test_equal_span_is_extended_too():
+    # 1 day at 60 s over 1 day at 300 s: whisper wants the coarser archive to cover strictly more
+    targets, _warnings = planned([(300, 288)], finer=[(60, 1440)])
+    assert targets[1].points > 288
+
+
+def test_coarser_archive_of_one_row():
+    # an RRA of one row (one day's MAX, say) above a finer one covering less than a day
+    planned([(300, 12), (86400, 1)])
+    planned([(60, 1), (120, 1)])
+
+
+def test_random_rrd_layouts_are_accepted_by_whisper():
+    rng = random.Random(20250101)
+    for _round in range(200):
+        base = rng.choice([1, 10, 60, 300])
+        pdps = sorted(set(rng.randint(1, 600) for _i in range(rng.randint(1, 12))))
+        spec = [(base * pdp, rng.randint(1, 2000)) for pdp in pdps]
+        finer = rng.choice([None, [], [(rng.randint(1, 300), rng.randint(1, 5000))], [(10, 360), (60, 1440)]])
+        planned(spec, finer)
