@@ -25,9 +25,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import bisect
+import functools
 import gzip
 import itertools
 import math
+import operator
 import os
 import xml.etree.ElementTree as ElementTree
 
@@ -129,10 +131,7 @@ class RrdFile:
         columns = self._cache.get(key)
         if columns is None:
             rows = self.rows(archive)
-            if len(self.sources) == 1:
-                columns = [[row[0] for row in rows]]
-            else:
-                columns = list(zip(*rows)) if rows else [() for _s in self.sources]
+            columns = list(zip(*rows)) if rows else [() for _s in self.sources]
             self._cache[key] = columns
         return columns[source_index]
 
@@ -293,11 +292,18 @@ def _row_times(archive, stamp, count=None):
 
 def _rebuild(values, step, anchor):
     """A counter from rates: each known row adds rate x step; unknown rows stay None."""
-    gaps = None in values
-    increments = [0.0 if v is None else v * step for v in values] if gaps else [v * step for v in values]
+    try:
+        increments = [v * step for v in values]
+        gaps = False
+    except TypeError:  # None among them: no scan for it first, most columns have none
+        increments = [0.0 if v is None else v * step for v in values]
+        gaps = True
     totals = list(itertools.accumulate(itertools.chain((anchor,), increments)))
     del totals[0]
     return [None if v is None else t for v, t in zip(values, totals)] if gaps else totals
+
+
+_is_known = functools.partial(operator.is_not, None)
 
 
 def timeline_parts(archives, last_update=None):
@@ -368,13 +374,9 @@ class SourceSeries:
         for archive, count in reversed(self._used):
             column = self.values(archive)[:count]
             stamps = _row_times(archive, stamp, count)
-            if None in column:
-                known = [v is not None for v in column]
-                times.extend(itertools.compress(stamps, known))
-                values.extend(itertools.compress(column, known))
-            else:
-                times.extend(stamps)
-                values.extend(column)
+            known = list(map(_is_known, column))
+            times.extend(itertools.compress(stamps, known))
+            values.extend(itertools.compress(column, known))
         return times, values
 
     def archive_series(self, archive, stamp=STAMP_START):

@@ -453,10 +453,10 @@ class WhisperJob:
         targets, warnings = plan_layout(series.archives, self.rules.retentions(metric))
         result["warnings"].extend("%s: %s" % (metric, w) for w in warnings)
         layout = whisper.Layout([t.as_tuple() for t in targets], method, xff)
-        data = whisper.build(layout, [target_series(series, t) for t in targets])
+        data, points = whisper.build(layout, [target_series(series, t) for t in targets])
         renames.append((self._stage(data), path))
         result["created"] += 1
-        result["points"] += _known_points(series)
+        result["points"] += points
 
     def _stage(self, data):
         if not os.path.isdir(self.staging):
@@ -492,10 +492,6 @@ class WhisperJob:
             return
         if self.owner:
             os.chown(directory, *self.owner)
-
-
-def _known_points(series):
-    return sum(len(series.values(a)) - series.values(a).count(None) for a in series.archives)
 
 
 def _remove(path):

@@ -46,27 +46,56 @@ _NAN = float("nan")
 
 # -- bytes ---------------------------------------------------------------------------------------------------
 def pack_points(times, values):
-    """Whisper point records for parallel sequences; an unknown value (None) gives an empty slot."""
+    """Whisper point records for parallel sequences; an unknown value (None) gives an empty slot.
+
+    Returns (records, known points). The common case, no unknown value and ``times`` a range, runs in a
+    handful of C loops: converters write millions of points.
+    """
     count = len(values)
-    stamps = array.array("I", times)
-    if None in values:
-        numbers = array.array("d", [_NAN if v is None else v for v in values])
-        for position, value in enumerate(values):
-            if value is None:
-                stamps[position] = 0
-    else:
+    try:
         numbers = array.array("d", values)
+        unknown = ()
+    except TypeError:  # None among them
+        unknown = [position for position, value in enumerate(values) if value is None]
+        numbers = array.array("d", [_NAN if v is None else v for v in values])
+    stamp_bytes = _stamp_bytes(times)
+    if unknown:
+        stamp_bytes = bytearray(stamp_bytes)
+        for position in unknown:
+            stamp_bytes[4 * position:4 * position + 4] = b"\0\0\0\0"
     if _SWAP:
-        stamps.byteswap()
         numbers.byteswap()
-    stamp_bytes, number_bytes = stamps.tobytes(), numbers.tobytes()
+    number_bytes = numbers.tobytes()
     out = bytearray(count * POINT_SIZE)
     # interleave byte lanes: 4 timestamp bytes then 8 value bytes per record, each lane in one C loop
     for lane in range(4):
         out[lane::POINT_SIZE] = stamp_bytes[lane::4]
     for lane in range(8):
         out[4 + lane::POINT_SIZE] = number_bytes[lane::8]
-    return out
+    return out, count - len(unknown)
+
+
+_RAMPS = {}
+
+
+def _stamp_bytes(times):
+    """Big-endian uint32 timestamps. A range is one big-integer expression: its n values are the base-2^32
+    digits of ``first * (1, 1, ...) + step * (0, 1, 2, ...)``, no digit overflowing."""
+    if not isinstance(times, range) or not times or times[-1] >= 1 << 32 or times.start < 0:
+        return struct.pack("!%dL" % len(times), *times)
+    count = len(times)
+    ones, ramp = _RAMPS.get(count) or _ramp(count)
+    return (times.start * ones + times.step * ramp).to_bytes(4 * count, "big")
+
+
+def _ramp(count):
+    ones = ((1 << (32 * count)) - 1) // ((1 << 32) - 1)
+    ramp = 0
+    for index in range(count):
+        ramp = (ramp << 32) | index
+    if len(_RAMPS) < 256:
+        _RAMPS[count] = (ones, ramp)
+    return ones, ramp
 
 
 def unpack_points(data):
@@ -121,17 +150,20 @@ def ring(spp, points, times, values):
         times, values = times[len(times) - points:], values[len(values) - points:]
     first = next((i for i, v in enumerate(values) if v is not None), None)
     if first is None:
-        return bytes(points * POINT_SIZE)
-    records = pack_points(times[first:], values[first:])
-    return bytes(records) + bytes((points - (len(values) - first)) * POINT_SIZE)
+        return bytes(points * POINT_SIZE), 0
+    records, known = pack_points(times[first:], values[first:])
+    return bytes(records) + bytes((points - (len(values) - first)) * POINT_SIZE), known
 
 
 def build(layout, series):
-    """The whole file: ``series`` gives, per archive, (times, values) for :func:`ring`."""
+    """The whole file from ``series``, per archive (times, values) for :func:`ring`; and the points in it."""
     parts = [layout.header()]
+    known = 0
     for (spp, points), (times, values) in zip(layout.archives, series):
-        parts.append(ring(spp, points, times, values))
-    return b"".join(parts)
+        data, count = ring(spp, points, times, values)
+        parts.append(data)
+        known += count
+    return b"".join(parts), known
 
 
 def read_layout(handle, path):

@@ -66,7 +66,7 @@ def known(times, values):
 def write_file(tmp_path, archives, series, aggregation="average", xff=0.5, name="ferry.wsp"):
     path = str(tmp_path / name)
     with open(path, "wb") as handle:
-        handle.write(ferry_whisper.build(ferry_whisper.Layout(archives, aggregation, xff), series))
+        handle.write(ferry_whisper.build(ferry_whisper.Layout(archives, aggregation, xff), series)[0])
     return path
 
 
@@ -209,20 +209,31 @@ def test_whisper_fetch_reads_a_coarser_archive(tmp_path):
 # -- point records ---------------------------------------------------------------------------------------------
 def test_pack_points_is_whispers_record_format():
     times, values = [T0, T0 + 60, T0 + 120, 4294967295], [1.5, -2.25, 1e300, 0.0]
-    data = ferry_whisper.pack_points(times, values)
+    data = ferry_whisper.pack_points(times, values)[0]
     assert [struct.unpack_from("!Ld", data, i * 12) for i in range(4)] == list(zip(times, values))
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 600, 797])
+def test_range_timestamps_pack_like_a_list(count):
+    """The big-integer shortcut for a range gives the same records as packing each timestamp."""
+    times = range(4294967295 - 300 * count, 4294967295, 300)
+    values = [float(i) for i in range(count)]
+    values[count // 2] = None
+    fast, known = ferry_whisper.pack_points(times, values)
+    slow, known_too = ferry_whisper.pack_points(list(times), values)
+    assert fast == slow and known == known_too == count - 1
 
 
 def test_pack_unpack_round_trip():
     times, values = [T0 + 60 * i for i in range(50)], [i * 0.5 - 7 for i in range(50)]
-    stamps, numbers = ferry_whisper.unpack_points(ferry_whisper.pack_points(times, values))
+    stamps, numbers = ferry_whisper.unpack_points(ferry_whisper.pack_points(times, values)[0])
     assert list(stamps) == times
     assert list(numbers) == values
 
 
 def test_unknown_value_packs_as_an_empty_slot():
     times, values = [T0, T0 + 60, T0 + 120, T0 + 180], [None, 2.0, None, 4.0]
-    data = ferry_whisper.pack_points(times, values)
+    data = ferry_whisper.pack_points(times, values)[0]
     assert [struct.unpack_from("!L", data, i * 12)[0] for i in range(4)] == [0, T0 + 60, 0, T0 + 180]
     stamps, numbers = ferry_whisper.unpack_points(data)
     assert list(stamps) == [0, T0 + 60, 0, T0 + 180]
