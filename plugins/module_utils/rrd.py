@@ -327,10 +327,11 @@ def timeline_parts(archives, last_update=None):
 class SourceSeries:
     """The series of one data source and consolidation function of an :class:`RrdFile`."""
 
-    def __init__(self, rrd, source, cf, counters="rebuild"):
+    def __init__(self, rrd, source, cf, counters="rebuild", scale=1.0):
         self.rrd = rrd
         self.source = source
         self.cf = cf
+        self.scale = scale
         self.archives = rrd.archives_of(cf)
         # MIN/MAX/LAST of a rate are no counter; only AVERAGE rates add up to one.
         self.rebuild = source.is_counter and counters == "rebuild" and cf == "AVERAGE"
@@ -338,8 +339,11 @@ class SourceSeries:
         self._values = {}
 
     def rates(self, archive):
-        """The archive's stored values (rates for counters), oldest first, None when unknown."""
-        return self.rrd.column(archive, self.source.index)
+        """The archive's stored values (rates for counters), oldest first, None when unknown; scaled if asked."""
+        column = self.rrd.column(archive, self.source.index)
+        if self.scale != 1.0:
+            column = [None if v is None else v * self.scale for v in column]
+        return column
 
     def values(self, archive):
         """The archive's values; for a rebuilt counter, the counter (see the module docstring)."""

@@ -57,13 +57,22 @@ def in_shard(relative, shard_index, shard_count):
 
 
 # -- naming ---------------------------------------------------------------------------------------------------
-def load_mapping(path, root):
-    """A mapping file as {(relative rrd path, ds or ''): metric}.
+class Mapping(dict):
+    """{(relative rrd path, ds or ''): metric}, and in ``scales`` the factors some entries give."""
 
-    CSV rows ``rrd_path,metric`` or ``rrd_path,ds,metric`` (a header row naming ``metric`` is
-    skipped); YAML ``{rrd_path: metric}`` or ``{rrd_path: {ds: metric}}``. Absolute paths under
-    ``root`` are made relative to it. A metric given for a file without a DS is the file's prefix:
-    its data sources are appended.
+    def __init__(self):
+        dict.__init__(self)
+        self.scales = {}
+
+
+def load_mapping(path, root):
+    """A mapping file as a :class:`Mapping`.
+
+    CSV rows ``rrd_path,metric``, ``rrd_path,ds,metric`` or ``rrd_path,ds,metric,scale`` (a header row
+    naming ``metric`` is skipped); YAML ``{rrd_path: metric}``, ``{rrd_path: {ds: metric}}`` or
+    ``{rrd_path: {ds: {metric: m, scale: f}}}``. Absolute paths under ``root`` are made relative to it.
+    A metric given for a file without a DS is the file's prefix: its data sources are appended. A scale
+    multiplies the values (NAV 4 stores sensors scaled by their precision, NAV 3 did not).
     """
     try:
         with open(path, "rb") as handle:
@@ -71,9 +80,9 @@ def load_mapping(path, root):
     except (OSError, UnicodeDecodeError) as exc:
         raise FerryError("cannot read mapping file %s: %s" % (path, getattr(exc, "strerror", None) or exc))
     entries = _yaml_mapping(path, text) if path.endswith((".yml", ".yaml")) else _csv_mapping(path, text)
-    mapping = {}
+    mapping = Mapping()
     root = os.path.abspath(root)
-    for rrd_path, ds, metric in entries:
+    for rrd_path, ds, metric, scale in entries:
         if os.path.isabs(rrd_path):
             rrd_path = os.path.relpath(rrd_path, root)
         key = (os.path.normpath(rrd_path), ds or "")
@@ -81,7 +90,19 @@ def load_mapping(path, root):
             raise FerryError("mapping file %s maps %s%s twice (%s, %s)"
                              % (path, rrd_path, " ds " + ds if ds else "", mapping[key], metric))
         mapping[key] = metric
+        if scale not in (None, ""):
+            mapping.scales[key] = _scale(path, rrd_path, scale)
     return mapping
+
+
+def _scale(path, rrd_path, text):
+    try:
+        factor = float(text)
+    except (TypeError, ValueError):
+        factor = float("nan")
+    if not factor == factor or factor in (0.0, float("inf"), float("-inf")):
+        raise FerryError("mapping file %s: %s has an invalid scale %r" % (path, rrd_path, text))
+    return factor
 
 
 def _csv_mapping(path, text):
@@ -95,8 +116,11 @@ def _csv_mapping(path, text):
             continue
         if len(row) == 2:
             row = [row[0], "", row[1]]
-        if len(row) != 3 or not row[0] or not row[2]:
-            raise FerryError("mapping file %s line %d: expected rrd_path,metric or rrd_path,ds,metric" % (path, number))
+        if len(row) == 3:
+            row.append("")
+        if len(row) != 4 or not row[0] or not row[2]:
+            raise FerryError("mapping file %s line %d: expected rrd_path,metric or rrd_path,ds,metric[,scale]"
+                             % (path, number))
         yield tuple(row)
 
 
@@ -114,9 +138,12 @@ def _yaml_mapping(path, text):
     for rrd_path, value in data.items():
         if isinstance(value, dict):
             for ds, metric in value.items():
-                yield str(rrd_path), str(ds), str(metric)
+                if isinstance(metric, dict) and "metric" in metric:
+                    yield str(rrd_path), str(ds), str(metric["metric"]), metric.get("scale")
+                else:
+                    yield str(rrd_path), str(ds), str(metric), None
         elif isinstance(value, str):
-            yield str(rrd_path), "", value
+            yield str(rrd_path), "", value, None
         else:
             raise FerryError("mapping file %s: %s maps to %r, expected a metric or {ds: metric}" % (path, rrd_path, value))
 
@@ -143,6 +170,14 @@ class NavNames:
         parts[-1] = strip_suffix(parts[-1])
         names = [nav_escape(part) for part in parts] + [nav_escape(ds)]
         return ".".join(([self.prefix] if self.prefix else []) + names)
+
+    def scale(self, relative, ds):
+        """The factor the mapping file gives a data source's values (1.0 without one)."""
+        scales = getattr(self.mapping, "scales", None)
+        if not scales:
+            return 1.0
+        key = os.path.normpath(relative)
+        return scales.get((key, ds), scales.get((key, ""), 1.0))
 
 
 class ZenossNames:
@@ -439,7 +474,7 @@ class WhisperJob:
             return
         if cf != "AVERAGE":
             metric += "_" + cf.lower()
-        series = SourceSeries(rrd, source, cf, self.counters)
+        series = SourceSeries(rrd, source, cf, self.counters, self.names.scale(relative, source.name))
         path = whisper.whisper_path(self.dest, metric)
         if any(final == path for _temp, final in renames):
             raise FerryError("%s: metric %s comes from two data sources (check the mapping)" % (relative, metric))

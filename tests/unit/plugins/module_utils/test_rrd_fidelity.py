@@ -321,6 +321,21 @@ def test_schema_adds_a_finer_archive_without_counter_spikes(fidelity, tmp_path):
             assert close(fine[stamp], coarse[stamp - 240], magnitude=fine[stamp])
 
 
+def test_mapping_names_and_scales_sensor_values(fidelity, tmp_path):
+    work = tmp_path / "src"
+    work.mkdir()
+    shutil.copy(os.path.join(fidelity["src"], "gauge.rrd"), str(work / "gauge.rrd"))
+    (tmp_path / "map.csv").write_text("rrd_path,ds,metric,scale\n%s,value,nav.devices.sw1.sensor.temp,0.1\n"
+                                      % (work / "gauge.rrd"))
+    names = rrd_convert.NavNames("", rrd_convert.load_mapping(str(tmp_path / "map.csv"), str(work)))
+    job = rrd_convert.WhisperJob(str(work), str(tmp_path / "out"), names)
+    result = rrd_convert.convert_whisper_tree(job, state_path=str(tmp_path / "state"))
+    assert result["counts"]["created"] == 1
+    wsp = ferry_whisper.whisper_path(str(tmp_path / "out"), "nav.devices.sw1.sensor.temp")
+    rows = oracle_rows(str(work / "gauge.rrd"), "AVERAGE", 300, 600, 0)
+    assert wsp_points(wsp, 300) == dict((t, v * 0.1) for t, v in rows.items())
+
+
 def test_shards_split_a_tree_without_overlap(tmp_path):
     info = build_tree(str(tmp_path / "rrd"), "nav", files=14, days=3, workers=2)
     paths = {}

@@ -111,11 +111,25 @@ def test_two_column_csv_header_is_skipped(tmp_path, header):
     assert load_mapping(path, str(tmp_path)) == {("a.rrd", ""): "nav.a"}
 
 
-@pytest.mark.parametrize("bad_row", ["only-one-column", "a.rrd,ds,metric,extra", ",nav.x", "a.rrd,ds,"])
+@pytest.mark.parametrize("bad_row", ["only-one-column", "a.rrd,ds,metric,0.1,extra", ",nav.x", "a.rrd,ds,"])
 def test_bad_csv_row_names_its_line(tmp_path, bad_row):
     path = write(tmp_path / "map.csv", "rrd_path,metric\na.rrd,nav.a\n\n%s\n" % bad_row)
     with pytest.raises(FerryError, match="line 4"):
         load_mapping(path, str(tmp_path))
+
+
+def test_scales_from_csv_and_yaml(tmp_path):
+    """NAV 3 stored sensor readings unscaled (314 for 31.4 C); a fourth column or a scale key fixes them."""
+    csv_map = load_mapping(write(tmp_path / "map.csv", "s.rrd,ds0,nav.t,0.1\ns.rrd,ds1,nav.u\n"), str(tmp_path))
+    names = NavNames("", csv_map)
+    assert (names.scale("s.rrd", "ds0"), names.scale("s.rrd", "ds1"), names.scale("x.rrd", "ds0")) == (0.1, 1.0, 1.0)
+    yaml_map = load_mapping(write(tmp_path / "map.yml", "s.rrd:\n  ds0: {metric: nav.t, scale: 0.01}\n  ds1: nav.u\n"),
+                            str(tmp_path))
+    assert yaml_map == {("s.rrd", "ds0"): "nav.t", ("s.rrd", "ds1"): "nav.u"}
+    assert NavNames("", yaml_map).scale("s.rrd", "ds0") == 0.01
+    for bad in ("zero", "0", "inf"):
+        with pytest.raises(FerryError, match="invalid scale"):
+            load_mapping(write(tmp_path / "bad.csv", "s.rrd,ds0,nav.t,%s\n" % bad), str(tmp_path))
 
 
 def test_path_mapped_twice_to_different_metrics_is_refused(tmp_path):

@@ -1,0 +1,136 @@
+"""RRD conversion on 400 NAV-style and 400 Zenoss-style generated files, side by side in one run.
+
+Baseline: graphite's rrd2whisper.py (PyPI whisper), one process per file, one file after the other, as users
+          run it over a tree (a distinct --destinationPath per file, or Zenoss's same-named files collide).
+ferry:    the rrd_to_whisper module run as Ansible runs it (python rrd_to_whisper.py ARGS.json), 2 workers;
+          then rrd_to_tsdb (point files) on the Zenoss tree.
+Memory:   ferry again on a tree four times as large (the same files linked four times): the peak RSS must not
+          grow with the number of files.
+
+The trees end at the start of the current UTC day (rrd2whisper.py measures its windows from now, so data from
+long ago would leave it nothing to do) and are kept in .run/bench for the day.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+
+from common import BENCH_DIR, ROOT, collection_env, fresh_dir, save_result, timed
+
+GENERATOR = os.path.join(ROOT, "tools", "gen_rrd_tree.py")
+MODULES = os.path.join(ROOT, "plugins", "modules")
+RRD2WHISPER = os.path.join(os.path.dirname(sys.executable), "rrd2whisper.py")
+FILES = 400
+WORKERS = 2
+TARGETS = {"ratio_min": 20, "files_per_s_min": 300, "points_per_s_min": 1000000}
+
+
+def tree(style):
+    """The benchmark tree of a style, built once a day."""
+    end = int(time.time()) // 86400 * 86400
+    root = os.path.join(BENCH_DIR, "rrd-%s-%d" % (style, end))
+    info_path = root + ".json"
+    if not os.path.exists(info_path):
+        for stale in os.listdir(BENCH_DIR) if os.path.isdir(BENCH_DIR) else []:
+            if stale.startswith("rrd-%s-" % style):
+                shutil.rmtree(os.path.join(BENCH_DIR, stale), ignore_errors=True)
+                if stale.endswith(".json"):
+                    os.unlink(os.path.join(BENCH_DIR, stale))
+        os.makedirs(BENCH_DIR, exist_ok=True)
+        print("generating %d %s RRD files (once a day, a few minutes)..." % (FILES, style), file=sys.stderr)
+        out = timed([sys.executable, GENERATOR, root, "--style", style, "--files", str(FILES), "--end", str(end),
+                     "--workers", str(WORKERS)])[2]
+        with open(info_path, "w") as handle:
+            handle.write(out)
+    with open(info_path) as handle:
+        return json.load(handle)
+
+
+def rrd_paths(info):
+    return [os.path.join(info["root"], entry["path"]) for entry in info["files"]]
+
+
+def run_baseline(paths):
+    work = fresh_dir(os.path.join(BENCH_DIR, "rrd2whisper"))
+    listing = os.path.join(work, "files.txt")
+    with open(listing, "w") as handle:
+        handle.write("".join(path + "\n" for path in paths))
+    script = ('n=0; while IFS= read -r f; do n=$((n+1)); mkdir -p "%s/$n"; "%s" "%s" --destinationPath "%s/$n" "$f" '
+              '>/dev/null || exit 1; done < "%s"' % (work, sys.executable, RRD2WHISPER, work, listing))
+    seconds, rss, _out = timed(script, shell=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"files": len(paths), "seconds": round(seconds, 2), "files_per_s": round(len(paths) / seconds, 2),
+            "peak_rss_mib": round(rss, 1)}
+
+
+def run_module(name, args, env):
+    """One module run as Ansible runs it; returns its result with seconds and peak RSS."""
+    args_path = os.path.join(BENCH_DIR, name + "-args.json")
+    with open(args_path, "w") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    seconds, rss, out = timed([sys.executable, os.path.join(MODULES, name + ".py"), args_path], env=env)
+    result = json.loads(out)
+    if result.get("failed"):
+        raise RuntimeError("%s failed: %s" % (name, result.get("msg")))
+    result.update(seconds=round(seconds, 2), peak_rss_mib=round(rss, 1))
+    return result
+
+
+def run_whisper(src, env, label):
+    work = fresh_dir(os.path.join(BENCH_DIR, "ferry-" + label))
+    result = run_module("rrd_to_whisper", {"src": src, "dest": os.path.join(work, "whisper"), "workers": WORKERS,
+                                           "state_dir": os.path.join(work, "state")}, env)
+    shutil.rmtree(work, ignore_errors=True)
+    files = result["counts"]["files"]
+    return {"files": files, "whisper_files": result["counts"]["created"], "seconds": result["seconds"],
+            "files_per_s": round(files / result["seconds"], 1), "peak_rss_mib": result["peak_rss_mib"]}
+
+
+def run_tsdb(src, env):
+    work = fresh_dir(os.path.join(BENCH_DIR, "ferry-points"))
+    result = run_module("rrd_to_tsdb", {"src": src, "dest": os.path.join(work, "points"), "workers": WORKERS,
+                                        "state_dir": os.path.join(work, "state")}, env)
+    shutil.rmtree(work, ignore_errors=True)
+    points = result["counts"]["points"]
+    return {"files": result["counts"]["files"], "points": points, "seconds": result["seconds"],
+            "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"]}
+
+
+def linked_tree(info, copies):
+    """``copies`` times the tree, as symbolic links: many files, the same bytes."""
+    root = fresh_dir(os.path.join(BENCH_DIR, "rrd-linked"))
+    for copy in range(copies):
+        for entry in info["files"]:
+            path = os.path.join(root, "copy%d" % copy, entry["path"])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.symlink(os.path.join(info["root"], entry["path"]), path)
+    return root
+
+
+def main():
+    env = collection_env()
+    trees = {"nav": tree("nav"), "zenoss": tree("zenoss")}
+    result = {"targets": TARGETS, "workers": WORKERS, "cpus": os.cpu_count()}
+    paths = rrd_paths(trees["nav"]) + rrd_paths(trees["zenoss"])
+    result["baseline_rrd2whisper"] = run_baseline(paths)
+    for style, info in trees.items():
+        result["ferry_whisper_" + style] = run_whisper(info["root"], env, style)
+    both = [result["ferry_whisper_" + style] for style in trees]
+    ferry_rate = sum(r["files"] for r in both) / sum(r["seconds"] for r in both)
+    result["ferry_whisper_files_per_s"] = round(ferry_rate, 1)
+    result["ratio"] = round(ferry_rate / result["baseline_rrd2whisper"]["files_per_s"], 1)
+    big = linked_tree(trees["nav"], 4)
+    result["ferry_whisper_4x_files"] = run_whisper(big, env, "4x")
+    shutil.rmtree(big, ignore_errors=True)
+    result["ferry_tsdb_zenoss"] = run_tsdb(trees["zenoss"]["root"], env)
+    result["ferry_tsdb_points_per_s"] = result["ferry_tsdb_zenoss"]["points_per_s"]
+    result["ok"] = (result["ratio"] >= TARGETS["ratio_min"] and ferry_rate >= TARGETS["files_per_s_min"]
+                    and result["ferry_tsdb_points_per_s"] >= TARGETS["points_per_s_min"])
+    save_result("rrd", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))
