@@ -24,16 +24,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import array
 import bisect
-import functools
 import gzip
 import itertools
-import math
 import operator
 import os
 import xml.etree.ElementTree as ElementTree
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs
 
 try:
     import rrdtool
@@ -48,6 +47,7 @@ CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 STAMP_START = "start"
 STAMP_END = "end"
 XML_SUFFIXES = (".xml", ".xml.gz")
+_NAN = float("nan")
 
 
 class DataSource:
@@ -99,14 +99,15 @@ def _binding_error(path, exc):
 class RrdFile:
     """Header and rows of one RRD, from a ``.rrd`` or from ``rrdtool dump`` XML."""
 
-    def __init__(self, path, step, last_update, sources, archives, xml_rows=None):
+    def __init__(self, path, step, last_update, sources, archives, columns=None, raw=None):
         self.path = path
         self.step = step
         self.last_update = last_update
         self.sources = sources
         self.archives = archives
-        self._xml_rows = xml_rows
-        self._cache = {}
+        self._columns = columns or {}  # archive index -> one array('d') per data source, NaN = unknown
+        self._raw = raw                # (file bytes, archive index -> (offset, cur_row)) for .rrd files
+        self._unknown = {}
 
     @classmethod
     def open(cls, path):
@@ -114,26 +115,23 @@ class RrdFile:
             return _read_xml(path)
         return _read_binary(path)
 
-    def rows(self, archive):
-        """The archive's rows, oldest first: one tuple per row, one value (or None) per data source."""
-        rows = self._cache.get(archive.index)
-        if rows is None:
-            if self._xml_rows is not None:
-                rows = self._xml_rows[archive.index]
-            else:
-                rows = _fetch_rows(self.path, archive)
-            self._cache[archive.index] = rows
-        return rows
-
     def column(self, archive, source_index):
-        """One data source's values in an archive (the archive's rows are transposed once)."""
-        key = ("columns", archive.index)
-        columns = self._cache.get(key)
+        """One data source's values in an archive, oldest row first: an ``array('d')``, NaN when unknown."""
+        columns = self._columns.get(archive.index)
         if columns is None:
-            rows = self.rows(archive)
-            columns = list(zip(*rows)) if rows else [() for _s in self.sources]
-            self._cache[key] = columns
+            if self._raw is not None:
+                columns = _raw_columns(self._raw, archive, len(self.sources))
+            else:
+                columns = _rows_to_columns(_fetch_rows(self.path, archive), len(self.sources))
+            self._columns[archive.index] = columns
         return columns[source_index]
+
+    def unknown(self, archive, source_index):
+        """The unknown rows of a column, as runs ``[(start, stop), ...]``."""
+        key = (archive.index, source_index)
+        if key not in self._unknown:
+            self._unknown[key] = nan_runs(self.column(archive, source_index))
+        return self._unknown[key]
 
     def archives_of(self, cf):
         """Archives of one consolidation function, finest first; of equal steps the longest is kept."""
@@ -173,7 +171,59 @@ def _read_binary(path):
                                 int(info[prefix + "rows"]), float(info[prefix + "xff"]), step, last_update))
         index += 1
     _check_header(path, step, sources, archives)
-    return RrdFile(path, step, last_update, sources, archives)
+    return RrdFile(path, step, last_update, sources, archives, raw=_raw_layout(path, info, sources, archives))
+
+
+def _raw_layout(path, info, sources, archives):
+    """Where each archive's ring starts, when the file is laid out as rrdtool writes it.
+
+    rrdtool has just read the header on this machine, so the values are native doubles: after
+    ``header_size`` bytes come the archives in order, each ``rows`` rows of one double per data source,
+    row ``cur_row`` the newest. Reading them straight is what ``rrdtool fetch`` does, without a Python
+    object per value; a file that does not look like that is read through ``fetch`` instead.
+    """
+    header = info.get("header_size")
+    row_size = 8 * len(sources)
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise FerryError("cannot read %s: %s" % (path, exc.strerror))
+    if header is None or size != header + sum(a.rows for a in archives) * row_size:
+        return None
+    places = {}
+    offset = header
+    for archive in archives:
+        places[archive.index] = (offset, int(info["rra[%d].cur_row" % archive.index]))
+        offset += archive.rows * row_size
+    return path, places
+
+
+def _raw_columns(raw, archive, sources):
+    """One archive's rows, read from the file (only the archives used are read)."""
+    path, places = raw
+    offset, cur_row = places[archive.index]
+    row_size = 8 * sources
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            ring = handle.read(archive.rows * row_size)
+    except OSError as exc:
+        raise FerryError("cannot read %s: %s" % (path, exc.strerror))
+    if len(ring) != archive.rows * row_size:
+        raise FerryError("%s is truncated: archive %d ends early" % (path, archive.index))
+    split = (cur_row + 1) % archive.rows * row_size  # the oldest row follows the newest
+    ordered = ring[split:] + ring[:split]
+    if sources == 1:
+        return [array.array("d", ordered)]
+    values = memoryview(ordered).cast("d")
+    return [array.array("d", values[index::sources].tobytes()) for index in range(sources)]
+
+
+def _rows_to_columns(rows, sources):
+    """Rows of values or None (fetch, XML) as one array per data source, NaN for None."""
+    if not rows:
+        return [array.array("d") for _index in range(sources)]
+    return [array.array("d", [_NAN if v is None else v for v in column]) for column in zip(*rows)]
 
 
 def _fetch_rows(path, archive):
@@ -204,7 +254,7 @@ def _check_header(path, step, sources, archives):
 # -- rrdtool dump XML ----------------------------------------------------------------------------------------
 def _number(text):
     value = float(text)
-    return None if math.isnan(value) else value
+    return None if value != value else value
 
 
 def _limit(text):
@@ -262,15 +312,13 @@ def _read_xml(path):
     if step is None or last_update is None:
         raise FerryError("%s is not a readable rrdtool dump (no step or lastupdate)" % path)
     _check_header(path, step, sources, archives)
-    return RrdFile(path, step, last_update, sources, archives, xml_rows=all_rows)
+    columns = dict((archive.index, _rows_to_columns(rows, len(sources))) for archive, rows in zip(archives, all_rows))
+    return RrdFile(path, step, last_update, sources, archives, columns=columns)
 
 
 # -- series ------------------------------------------------------------------------------------------------
 class Series:
-    """Points of one archive (or a time line): parallel lists, rows stamped as asked, unknown = None.
-
-    ``step`` is the archive's step (0 for a time line mixing archives); ``steps`` per row otherwise.
-    """
+    """The rows of one archive: ``times`` a range (stamped as asked), ``values`` an ``array('d')``, NaN unknown."""
 
     __slots__ = ("times", "values", "step")
 
@@ -279,9 +327,9 @@ class Series:
         self.values = values
         self.step = step
 
-    def known(self):
-        """(time, value) of the known rows."""
-        return [(t, v) for t, v in zip(self.times, self.values) if v is not None]
+    def as_list(self):
+        """The values as a list, None for unknown (for the rare paths that go value by value)."""
+        return [None if v != v else v for v in self.values]
 
 
 def _row_times(archive, stamp, count=None):
@@ -290,20 +338,21 @@ def _row_times(archive, stamp, count=None):
     return range(first, first + (archive.rows if count is None else count) * archive.step, archive.step)
 
 
-def _rebuild(values, step, anchor):
-    """A counter from rates: each known row adds rate x step; unknown rows stay None."""
-    try:
-        increments = [v * step for v in values]
-        gaps = False
-    except TypeError:  # None among them: no scan for it first, most columns have none
-        increments = [0.0 if v is None else v * step for v in values]
-        gaps = True
-    totals = list(itertools.accumulate(itertools.chain((anchor,), increments)))
+def _rebuild(rates, unknown, step, anchor):
+    """A counter from rates: each known row adds rate x step, an unknown one nothing (and stays unknown).
+
+    One chain of C iterators, no Python code per value; ``unknown`` are runs of rows.
+    """
+    if unknown:
+        rates = array.array("d", rates)
+        for start, stop in unknown:
+            rates[start:stop] = array.array("d", bytes(8 * (stop - start)))  # zeros
+    totals = array.array("d", itertools.accumulate(map(operator.mul, rates, itertools.repeat(float(step))),
+                                                   initial=anchor))
     del totals[0]
-    return [None if v is None else t for v, t in zip(values, totals)] if gaps else totals
-
-
-_is_known = functools.partial(operator.is_not, None)
+    for start, stop in unknown:
+        totals[start:stop] = array.array("d", [_NAN]) * (stop - start)
+    return totals
 
 
 def timeline_parts(archives, last_update=None):
@@ -325,7 +374,10 @@ def timeline_parts(archives, last_update=None):
 
 
 class SourceSeries:
-    """The series of one data source and consolidation function of an :class:`RrdFile`."""
+    """The series of one data source and consolidation function of an :class:`RrdFile`.
+
+    Values are ``array('d')`` columns, NaN for unknown, with the unknown positions kept aside.
+    """
 
     def __init__(self, rrd, source, cf, counters="rebuild", scale=1.0):
         self.rrd = rrd
@@ -339,11 +391,14 @@ class SourceSeries:
         self._values = {}
 
     def rates(self, archive):
-        """The archive's stored values (rates for counters), oldest first, None when unknown; scaled if asked."""
+        """The archive's stored values (rates for counters), oldest first, NaN when unknown; scaled if asked."""
         column = self.rrd.column(archive, self.source.index)
         if self.scale != 1.0:
-            column = [None if v is None else v * self.scale for v in column]
+            column = array.array("d", map(operator.mul, column, itertools.repeat(self.scale)))
         return column
+
+    def unknown(self, archive):
+        return self.rrd.unknown(archive, self.source.index)
 
     def values(self, archive):
         """The archive's values; for a rebuilt counter, the counter (see the module docstring)."""
@@ -359,18 +414,20 @@ class SourceSeries:
         level = 0.0
         for position in range(len(self._used) - 1, -1, -1):
             archive, count = self._used[position]
-            rates = self.rates(archive)
-            values = self._values[archive.index] = _rebuild(rates, archive.step, level)
-            level = next((v for v in reversed(values[:count]) if v is not None), level)
+            rates, unknown = self.rates(archive), self.unknown(archive)
+            values = self._values[archive.index] = _rebuild(rates, unknown, archive.step, level)
+            last = _last_known(count, unknown)
+            level = level if last is None else values[last]
             if position:  # the row straddling the finer archive's start adds its part up to that start
-                level += _straddle(rates, archive, count, self._used[position - 1][0].start)
+                level += _straddle(rates, unknown, archive, count, self._used[position - 1][0].start)
         if len(self._values) < len(self.archives):
             ends, totals = self.timeline(STAMP_END)
             for archive in self.archives:
                 if archive.index not in self._values:
                     position = bisect.bisect_right(ends, archive.start)
                     anchor = totals[position - 1] if position else 0.0
-                    self._values[archive.index] = _rebuild(self.rates(archive), archive.step, anchor)
+                    self._values[archive.index] = _rebuild(self.rates(archive), self.unknown(archive), archive.step,
+                                                           anchor)
 
     def timeline(self, stamp=STAMP_END):
         """Known points of the time line, oldest first, as (times, values) lists."""
@@ -378,22 +435,38 @@ class SourceSeries:
         for archive, count in reversed(self._used):
             column = self.values(archive)[:count]
             stamps = _row_times(archive, stamp, count)
-            known = list(map(_is_known, column))
-            times.extend(itertools.compress(stamps, known))
-            values.extend(itertools.compress(column, known))
+            unknown = [(a, min(b, count)) for a, b in self.unknown(archive) if a < count]
+            if unknown:
+                known = bytearray(b"\1") * count
+                for start, stop in unknown:
+                    known[start:stop] = bytes(stop - start)
+                times.extend(itertools.compress(stamps, known))
+                values.extend(itertools.compress(column, known))
+            else:
+                times.extend(stamps)
+                values.extend(column)
         return times, values
 
     def archive_series(self, archive, stamp=STAMP_START):
-        """All rows of one archive (unknown = None)."""
+        """All rows of one archive: an ``array('d')``, NaN when unknown."""
         return Series(_row_times(archive, stamp), self.values(archive), archive.step)
 
 
-def _straddle(column, archive, count, finer_start):
+def _last_known(count, unknown):
+    """The last row before ``count`` that is known (``unknown`` ascending runs), or None."""
+    position = count - 1
+    for start, stop in reversed(unknown):
+        if start <= position < stop:
+            position = start - 1
+    return position if position >= 0 else None
+
+
+def _straddle(rates, unknown, archive, count, finer_start):
     """rate x the part of row ``count`` (the first unused one) before ``finer_start``; 0 when unknown."""
-    if count >= len(column) or column[count] is None:
+    if count >= len(rates) or any(start <= count < stop for start, stop in unknown):
         return 0.0
     used_end = archive.start + count * archive.step
-    return column[count] * max(0, finer_start - used_end)
+    return rates[count] * max(0, finer_start - used_end)
 
 
 def source_files(root, suffixes=(".rrd",) + tuple(".rrd" + s for s in XML_SUFFIXES)):

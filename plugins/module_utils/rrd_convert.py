@@ -350,10 +350,10 @@ def _expand(series, archive, spp, points):
     values = data.values[len(data.values) - rows:]
     if series.rebuild:
         rates = series.rates(archive)[archive.rows - rows:]
-        expanded = [None if v is None else v - r * archive.step + r * spp * (j + 1)
+        expanded = [None if v != v else v - r * archive.step + r * spp * (j + 1)
                     for v, r in zip(values, rates) for j in range(factor)]
     else:
-        expanded = [v for v in values for _j in range(factor)]
+        expanded = [None if v != v else v for v in values for _j in range(factor)]
     return range(times[0], times[0] + len(expanded) * spp, spp), expanded
 
 
@@ -371,7 +371,7 @@ def _pick(series, archives, spp, points):
             if 0 <= position < len(source.values):
                 value = source.values[position]
                 break
-        values.append(value)
+        values.append(None if value is None or value != value else value)
     return range(start, end, spp), values
 
 
@@ -385,7 +385,7 @@ def _aggregate(series, archive, spp, points, method, xff):
     values = []
     for slot in range(start, end, spp):
         first = (slot - data.times[0]) // archive.step
-        known = [v for v in data.values[max(0, first):max(0, first + factor)] if v is not None]
+        known = [v for v in data.values[max(0, first):max(0, first + factor)] if v == v]
         values.append(whisper.aggregate(method, known, factor) if known and len(known) >= xff * factor else None)
     return range(start, end, spp), values
 

@@ -31,7 +31,7 @@ import re
 import struct
 import sys
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs, run_length, runs_of
 
 HEADER = struct.Struct("!2LfL")
 ARCHIVE_INFO = struct.Struct("!3L")
@@ -45,24 +45,35 @@ _NAN = float("nan")
 
 
 # -- bytes ---------------------------------------------------------------------------------------------------
-def pack_points(times, values):
-    """Whisper point records for parallel sequences; an unknown value (None) gives an empty slot.
+def unknown_runs(values):
+    """Where a series has no value, as runs ``[(start, stop), ...]``: NaN in an ``array('d')``, None in a list."""
+    if isinstance(values, array.array):
+        return nan_runs(values)
+    try:
+        array.array("d", values)
+        return []
+    except TypeError:  # None among them
+        return runs_of(position for position, value in enumerate(values) if value is None)
 
-    Returns (records, known points). The common case, no unknown value and ``times`` a range, runs in a
-    handful of C loops: converters write millions of points.
+
+def pack_points(times, values, unknown=None):
+    """Whisper point records for parallel sequences; an unknown value (NaN or None) gives an empty slot.
+
+    Returns (records, known points). ``values`` an ``array('d')`` and ``times`` a range, the usual case,
+    take a handful of C loops: converters write millions of points. ``unknown``: runs, if known already.
     """
     count = len(values)
-    try:
+    if unknown is None:
+        unknown = unknown_runs(values)
+    if isinstance(values, array.array):
         numbers = array.array("d", values)
-        unknown = ()
-    except TypeError:  # None among them
-        unknown = [position for position, value in enumerate(values) if value is None]
-        numbers = array.array("d", [_NAN if v is None else v for v in values])
+    else:
+        numbers = array.array("d", [_NAN if v is None else v for v in values] if unknown else values)
     stamp_bytes = _stamp_bytes(times)
     if unknown:
         stamp_bytes = bytearray(stamp_bytes)
-        for position in unknown:
-            stamp_bytes[4 * position:4 * position + 4] = b"\0\0\0\0"
+        for start, stop in unknown:
+            stamp_bytes[4 * start:4 * stop] = bytes(4 * (stop - start))
     if _SWAP:
         numbers.byteswap()
     number_bytes = numbers.tobytes()
@@ -72,7 +83,7 @@ def pack_points(times, values):
         out[lane::POINT_SIZE] = stamp_bytes[lane::4]
     for lane in range(8):
         out[4 + lane::POINT_SIZE] = number_bytes[lane::8]
-    return out, count - len(unknown)
+    return out, count - run_length(unknown)
 
 
 _RAMPS = {}
@@ -148,10 +159,12 @@ def ring(spp, points, times, values):
     """
     if len(values) > points:
         times, values = times[len(times) - points:], values[len(values) - points:]
-    first = next((i for i, v in enumerate(values) if v is not None), None)
-    if first is None:
+    unknown = unknown_runs(values)
+    first = unknown[0][1] if unknown and unknown[0][0] == 0 else 0  # leading unknown rows
+    if first == len(values):
         return bytes(points * POINT_SIZE), 0
-    records, known = pack_points(times[first:], values[first:])
+    later = unknown[1:] if first else unknown
+    records, known = pack_points(times[first:], values[first:], [(a - first, b - first) for a, b in later])
     return bytes(records) + bytes((points - (len(values) - first)) * POINT_SIZE), known
 
 
@@ -215,7 +228,7 @@ def _backfill_archive(handle, offset, spp, points, series):
     base = stamps[0]
     newest = max(stamps) if base else 0
     times, values = series
-    ours = [(t, v) for t, v in zip(times, values) if v is not None]
+    ours = [(t, v) for t, v in zip(times, values) if v is not None and v == v]
     if not ours:
         return 0
     window_end = max(newest, ours[-1][0])
