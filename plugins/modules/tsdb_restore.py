@@ -203,8 +203,8 @@ def run_restore(params, check_mode):
     return result
 
 
-def main():
-    argument_spec = dict(
+def argument_spec():
+    spec = dict(
         src=dict(type="path", required=True),
         url=dict(type="str", required=True),
         verify_url=dict(type="str"),
@@ -215,10 +215,14 @@ def main():
         poll_interval=dict(type="float", default=10.0),
         wait_timeout=dict(type="float", default=600.0),
     )
-    argument_spec.update(put_argument_spec())
-    argument_spec.update(state_argument_spec())
-    argument_spec.update(http_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(put_argument_spec())
+    spec.update(state_argument_spec())
+    spec.update(http_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     try:
         result = run_restore(module.params, module.check_mode)
     except VerificationFailed as exc:

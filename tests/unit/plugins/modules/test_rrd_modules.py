@@ -17,7 +17,7 @@ import pytest
 from ansible_collections.ferry.migrate.plugins.module_utils import tsdb
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
-from ansible_collections.ferry.migrate.plugins.modules import rrd_to_tsdb, rrd_to_whisper
+from ansible_collections.ferry.migrate.plugins.modules import rrd_to_tsdb, rrd_to_whisper, tsdb_restore
 from tests.support.otsdb_emulator import OpenTSDBEmulator
 from tools.gen_rrd_tree import build_tree
 
@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 
 
 def params(module, **values):
-    base = dict((name, spec.get("default")) for name, spec in module.argument_spec().items())
+    base = dict((name, option.get("default")) for name, option in module.argument_spec().items())
     base.update(values)
     return base
 
@@ -209,3 +209,16 @@ def test_tsdb_sends_to_opentsdb_through_the_put_writer(zenoss, tmp_path):
         assert len(stored) == len(lines)
         again = rrd_to_tsdb.run_convert(args, False)
         assert again["decision"] == "skip" and again["send_decision"] == "skip" and not again["changed"]
+
+
+def test_tsdb_restore_follows_the_converter_step(zenoss, tmp_path):
+    """The pipelined route to /api/put: tsdb_restore with wait_for_step naming the rrd_to_tsdb step."""
+    state = str(tmp_path / "s")
+    converted = rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"),
+                                               state_dir=state, step="perf-main", workers=2), False)
+    with OpenTSDBEmulator() as emulator:
+        restored = tsdb_restore.run_restore(params(tsdb_restore, src=str(tmp_path / "p"), url=emulator.url,
+                                                   kind="opentsdb", state_dir=state, wait_for_step="perf-main",
+                                                   poll_interval=0.1, verify_timeout=10.0), False)
+        assert restored["points"] == converted["counts"]["points"] == len(emulator.points())
+        assert restored["verification"]["found_points"] == restored["points"] and not restored["verification"]["short"]
