@@ -58,14 +58,15 @@ options:
     default: ""
   mapping_file:
     description:
-      - CSV (C(rrd_path,metric), C(rrd_path,ds,metric) or C(rrd_path,ds,metric,scale) rows; a header row
+      - >-
+        CSV (C(rrd_path,metric), C(rrd_path,ds,metric) or C(rrd_path,ds,metric,scale) rows; a header row
         naming C(metric) is skipped) or YAML (C({rrd_path: metric}), C({rrd_path: {ds: metric}}) or
         C({rrd_path: {ds: {metric: m, scale: f}}})) file naming the metrics. A metric given without a data
         source is the file's prefix, the data source name is appended. Paths are relative to O(src) or
         absolute under it. A scale multiplies the values, for the sensors NAV 3 stored unscaled. C(docs/nav.md)
         shows the SQL that makes the file from NAV's database.
       - Without it, a data source's metric is C(<metric_prefix>.<dir>...<rrd name>.<ds>), each element
-        escaped like NAV does (C(.), C(/), space, C(\(), C(\)) and C(,) become C(_)).
+        escaped like NAV does (C(.), C(/), space, parentheses and commas become C(_)).
     type: path
   unmapped:
     description:
@@ -196,7 +197,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, Journal, state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
     NavNames,
