@@ -10,7 +10,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
+import math
 import os
 import struct
 import sys
@@ -100,6 +102,15 @@ def sync_filesystem(path):
         os.close(fd)
 
 
+def file_sha256(path):
+    """Hex SHA-256 of a file, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def free_bytes(path):
     """Bytes available to an unprivileged writer on the file system holding ``path``."""
     stat = os.statvfs(path)
@@ -132,7 +143,7 @@ def nan_runs(values):
             stop = len(flags) if stop < 0 else stop
             chunk = data[8 * start:8 * stop]
             if any(infinity in chunk for infinity in _INFINITIES):  # an infinity is a value: look closer
-                runs.extend(runs_of(i for i in range(start, stop) if values[i] != values[i]))
+                runs.extend(runs_of(i for i in range(start, stop) if math.isnan(values[i])))
             else:
                 runs.append((start, stop))
             start = flags.find(1, stop)

@@ -28,9 +28,10 @@ import array
 import bisect
 import gzip
 import itertools
+import math
 import operator
 import os
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs
 
@@ -254,7 +255,7 @@ def _check_header(path, step, sources, archives):
 # -- rrdtool dump XML ----------------------------------------------------------------------------------------
 def _number(text):
     value = float(text)
-    return None if value != value else value
+    return None if math.isnan(value) else value
 
 
 def _limit(text):
@@ -329,7 +330,7 @@ class Series:
 
     def as_list(self):
         """The values as a list, None for unknown (for the rare paths that go value by value)."""
-        return [None if v != v else v for v in self.values]
+        return [None if math.isnan(v) else v for v in self.values]
 
 
 def _row_times(archive, stamp, count=None):
@@ -487,8 +488,7 @@ def source_files(root, suffixes=(".rrd",) + tuple(".rrd" + s for s in XML_SUFFIX
                 stack.append(path)
             elif entry.name.endswith(suffixes) and entry.is_file():
                 files.append(path)
-        for path in reversed(files):
-            yield path
+        yield from reversed(files)
 
 
 def strip_suffix(name):

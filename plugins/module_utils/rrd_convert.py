@@ -17,6 +17,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import multiprocessing
 import os
 import re
@@ -100,7 +101,7 @@ def _scale(path, rrd_path, text):
         factor = float(text)
     except (TypeError, ValueError):
         factor = float("nan")
-    if not factor == factor or factor in (0.0, float("inf"), float("-inf")):
+    if math.isnan(factor) or math.isinf(factor) or factor == 0.0:
         raise FerryError("mapping file %s: %s has an invalid scale %r" % (path, rrd_path, text))
     return factor
 
@@ -159,7 +160,7 @@ class NavNames:
     def metric(self, relative, ds):
         """The metric of one data source, or None to skip it."""
         if self.mapping is not None:
-            key = os.path.normpath(relative)
+            key = _mapping_key(relative)
             if (key, ds) in self.mapping:
                 return self.mapping[(key, ds)]
             if (key, "") in self.mapping:
@@ -176,8 +177,17 @@ class NavNames:
         scales = getattr(self.mapping, "scales", None)
         if not scales:
             return 1.0
-        key = os.path.normpath(relative)
+        key = _mapping_key(relative)
         return scales.get((key, ds), scales.get((key, ""), 1.0))
+
+
+def _mapping_key(relative):
+    """A file's key in a mapping: ``x.rrd`` also for its dump ``x.rrd.xml[.gz]`` (the mapping names the RRD)."""
+    key = os.path.normpath(relative)
+    for suffix in (".xml.gz", ".xml"):
+        if key.endswith(".rrd" + suffix):
+            return key[:-len(suffix)]
+    return key
 
 
 class ZenossNames:
@@ -350,10 +360,10 @@ def _expand(series, archive, spp, points):
     values = data.values[len(data.values) - rows:]
     if series.rebuild:
         rates = series.rates(archive)[archive.rows - rows:]
-        expanded = [None if v != v else v - r * archive.step + r * spp * (j + 1)
+        expanded = [None if math.isnan(v) else v - r * archive.step + r * spp * (j + 1)
                     for v, r in zip(values, rates) for j in range(factor)]
     else:
-        expanded = [None if v != v else v for v in values for _j in range(factor)]
+        expanded = [None if math.isnan(v) else v for v in values for _j in range(factor)]
     return range(times[0], times[0] + len(expanded) * spp, spp), expanded
 
 
@@ -371,7 +381,7 @@ def _pick(series, archives, spp, points):
             if 0 <= position < len(source.values):
                 value = source.values[position]
                 break
-        values.append(None if value is None or value != value else value)
+        values.append(None if value is None or math.isnan(value) else value)
     return range(start, end, spp), values
 
 
@@ -385,7 +395,7 @@ def _aggregate(series, archive, spp, points, method, xff):
     values = []
     for slot in range(start, end, spp):
         first = (slot - data.times[0]) // archive.step
-        known = [v for v in data.values[max(0, first):max(0, first + factor)] if v == v]
+        known = [v for v in data.values[max(0, first):max(0, first + factor)] if not math.isnan(v)]
         values.append(whisper.aggregate(method, known, factor) if known and len(known) >= xff * factor else None)
     return range(start, end, spp), values
 
@@ -449,7 +459,8 @@ class WhisperJob:
 
     def convert(self, relative, renames):
         """One RRD file: its result; new whisper files are appended to ``renames`` as (temp, path)."""
-        result = {"file": relative, "created": 0, "backfilled": 0, "unchanged": 0, "points": 0, "warnings": []}
+        result = {"file": relative, "created": 0, "backfilled": 0, "unchanged": 0, "points": 0, "warnings": [],
+                  "stamp": file_stamp(os.path.join(self.src, relative))}  # taken first: a later change shows
         mark = len(renames)
         try:
             rrd = RrdFile.open(os.path.join(self.src, relative))
@@ -569,12 +580,24 @@ class TsdbJob:
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
+def file_stamp(path):
+    """(size, mtime in ns) of a file: a file converted with another stamp has changed since."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 class DoneLog:
-    """Files finished by earlier attempts of a step, appended as they finish; made durable every second."""
+    """Files finished by earlier attempts of a step, with the stamp they had; made durable every second.
+
+    ``done`` maps a relative path to its stamp (None: done whatever happens to it).
+    """
 
     def __init__(self, path, resume):
         self.path = path
-        self.done = DoneLog.read(path) if resume else set()
+        self.done = DoneLog.read(path) if resume else {}
         self._handle = open(path, "ab" if resume else "wb")
         if resume:  # cut a torn last line, or the next entry would be glued to it
             self._handle.truncate(self._complete_size(path))
@@ -583,16 +606,20 @@ class DoneLog:
     @staticmethod
     def read(path):
         """The finished files recorded in ``path``; a torn last line (a killed run) is a file to do again."""
-        done = set()
+        done = {}
         if os.path.exists(path):
             with open(path, "rb") as handle:
                 for line in handle:
                     if line.endswith(b"\n"):
                         try:
-                            done.add(json.loads(line))
+                            entry = json.loads(line)
                         except ValueError:
                             raise FerryError("%s line %r is damaged: remove the file to convert everything again"
                                              % (path, line[:80]))
+                        if isinstance(entry, list):
+                            done[entry[0]] = entry[1:] or None
+                        else:
+                            done[entry] = None
         return done
 
     @staticmethod
@@ -601,9 +628,9 @@ class DoneLog:
             data = handle.read()
         return data.rfind(b"\n") + 1
 
-    def add(self, relative):
-        self.done.add(relative)
-        self._handle.write(json.dumps(relative).encode("utf-8") + b"\n")
+    def add(self, relative, stamp=None):
+        self.done[relative] = stamp
+        self._handle.write(json.dumps([relative] + list(stamp or ())).encode("utf-8") + b"\n")
         if time.time() - self._synced >= 1.0:
             self.sync()
 
@@ -617,11 +644,15 @@ class DoneLog:
         self._handle.close()
 
 
-def pending_files(src, shard_index, shard_count, done=(), files=None):
-    """Files of this shard not done yet: ``files`` (relative to ``src``) or every RRD under ``src``."""
+def pending_files(src, shard_index, shard_count, done=None, files=None):
+    """Files of this shard not done yet, or changed since (size or mtime): ``files`` or every RRD under ``src``."""
+    done = done or {}
     for relative in (source_files(src) if files is None else files):
-        if in_shard(relative, shard_index, shard_count) and relative not in done:
-            yield relative
+        if in_shard(relative, shard_index, shard_count):
+            if relative not in done:
+                yield relative
+            elif done[relative] is not None and done[relative] != file_stamp(os.path.join(src, relative)):
+                yield relative
 
 
 def relative_files(src, files):
@@ -678,8 +709,7 @@ def run_pool(function, items, workers, chunksize=8):
     context = multiprocessing.get_context("fork")
     pool = context.Pool(workers)
     try:
-        for result in pool.imap_unordered(function, items, chunksize):
-            yield result
+        yield from pool.imap_unordered(function, items, chunksize)
         pool.close()
     finally:
         pool.terminate()
@@ -753,7 +783,7 @@ def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, 
             for result in results:
                 totals.add(result)
                 if not result.get("error"):
-                    done.add(result["file"])
+                    done.add(result["file"], result.get("stamp"))
             if step is not None:
                 step.progress(totals.counts["files"], total, "files")
             _check_stop(stop_dir, totals)
@@ -822,8 +852,9 @@ def _chunks(items, size):
 
 
 def points_done(dest, clean=True):
-    """Files already in a finished batch of ``dest``; partial batches of a killed run are removed."""
-    done = set()
+    """Files already in a finished batch of ``dest`` (whatever happened to them since: converting a file
+    again would send its points twice); partial batches of a killed run are removed."""
+    done = {}
     if not os.path.isdir(dest):
         return done
     for entry in os.listdir(dest):
@@ -831,7 +862,7 @@ def points_done(dest, clean=True):
             _remove(os.path.join(dest, entry))
     for manifest in tsdb.finished_batches(dest):
         if manifest.get("source") == "rrd":
-            done.update(manifest.get("files") or ())
+            done.update(dict.fromkeys(manifest.get("files") or ()))
     return done
 
 

@@ -11,7 +11,7 @@ import os
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import RESUME, SKIP, Journal, fingerprint
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import RESUME, RUN, SKIP, Journal, fingerprint
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     default_workers,
     pending_files,
@@ -51,25 +51,29 @@ def parse_mode(value):
     return mode
 
 
+UPDATE = "update"
+
+
 class Run:
     """A converter step about to run: its journal entry, decision and the files it covers."""
 
-    def __init__(self, step, inputs, decision, params, files, state_path):
+    def __init__(self, step, inputs, decision, params, files, state_path, record):
         self.step = step
         self.fingerprint = inputs
         self.decision = decision
-        self.resume = decision == RESUME
+        self.resume = decision in (RESUME, UPDATE)
         self.shard = (params["shard_index"], params["shard_count"])
         self.workers = params["workers"] or default_workers()
         self.files = files
         self.state_path = state_path
+        self.previous = (record or {}) if self.resume else {}
         self.result = {"decision": decision, "workers": self.workers, "changed": False}
 
 
-def prepare(params, check_mode, inputs, default_step, done_in_check=None):
-    """Validate the common options, decide skip / resume / run; in check mode, count the pending files.
-
-    ``done_in_check(state_path)`` gives the files a resumed run would skip.
+def prepare(params, check_mode, inputs, default_step, done_so_far):
+    """Validate the common options and decide: ``run``, ``resume``, ``skip``, or ``update`` (a completed step
+    whose tree has new or changed files since). ``done_so_far(state_path)`` gives the files done already.
+    In check mode the pending files are counted.
     """
     src = os.path.abspath(params["src"])
     if not os.path.isdir(src):
@@ -86,23 +90,44 @@ def prepare(params, check_mode, inputs, default_step, done_in_check=None):
     step = journal.step(params["step"] or default_step)
     digest = fingerprint(inputs)
     decision = step.decide(digest, params["force"])
-    run = Run(step, digest, decision, params, files, os.path.join(journal.steps_dir, step.name))
+    record = step.record()
+    state_path = os.path.join(journal.steps_dir, step.name)
+    shard = (params["shard_index"], params["shard_count"])
+    if decision in (SKIP, RESUME) or check_mode:
+        done = done_so_far(state_path) if decision != RUN else {}
+        pending = sum(1 for _f in pending_files(src, shard[0], shard[1], done, files))
+        if decision == SKIP and pending:
+            decision = UPDATE
+    run = Run(step, digest, decision, params, files, state_path, record)
+    if decision == SKIP:
+        run.result.update(counts=(record or {}).get("counts"), report=state_path + ".report.jsonl")
     if check_mode and decision != SKIP:
-        done = done_in_check(run.state_path) if decision == RESUME and done_in_check else ()
-        pending = sum(1 for _f in pending_files(src, run.shard[0], run.shard[1], done, files))
         run.result.update(files_pending=pending, changed=pending > 0)
     return run
 
 
 def finish(run, out, max_failed_files, changed):
-    """The task result; a failed step (and task) when more than ``max_failed_files`` files failed."""
+    """The task result; a failed step (and task) when more than ``max_failed_files`` files failed.
+
+    The result counts this run; the journal adds it to what earlier attempts of the step did.
+    """
     result = dict(run.result, changed=changed, **out)
+    totals = _added(run.previous.get("counts") or {}, out["counts"])
     failed = out["counts"]["failed"]
     if failed > max_failed_files:
         message = "%d file(s) failed to convert (more than max_failed_files=%d), the first: %s; all are listed in %s" % (
             failed, max_failed_files, out["failed_files"][0], out["report"])
-        run.step.fail(message, counts=out["counts"])
+        run.step.fail(message, counts=totals)
         result["msg"] = message
     else:
-        run.step.complete(counts=out["counts"])
+        run.step.complete(counts=totals)
     return result
+
+
+def _added(before, now):
+    """Counts of the step so far: this run's added to the earlier attempts' (``already_done`` is this run's)."""
+    total = dict(now)
+    for key, value in before.items():
+        if key not in ("already_done", "failed") and isinstance(value, int) and isinstance(now.get(key), int):
+            total[key] = value + now[key]
+    return total

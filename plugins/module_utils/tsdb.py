@@ -33,6 +33,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.archive import Gunzi
 from ansible_collections.ferry.migrate.plugins.module_utils.common import (
     FerryError,
     atomic_write_json,
+    file_sha256,
     fsync_dir,
     read_json,
 )
@@ -260,7 +261,7 @@ class BatchWriter:
     def finish(self, extra=None):
         self.end_frame()
         self._handle.close()
-        digest = _sha256(self.partial)
+        digest = file_sha256(self.partial)
         os.rename(self.partial, self.path)
         manifest = {"format": FORMAT_VERSION, "name": self.name, "points": self.points, "first_ts": self.first,
                     "last_ts": self.last, "metrics": self.metrics, "bytes": os.path.getsize(self.path),
@@ -272,14 +273,6 @@ class BatchWriter:
 
     def abort(self):
         self._handle.close()
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def finished_batches(directory):
@@ -299,7 +292,7 @@ def finished_batches(directory):
 def check_batch(manifest):
     """Fail before anything is sent when a batch file is not what its manifest describes."""
     try:
-        digest = _sha256(manifest["path"])
+        digest = file_sha256(manifest["path"])
     except OSError as exc:
         raise FerryError("batch %s is unreadable (%s): dump it again" % (manifest["path"], exc.strerror))
     if digest != manifest["sha256"]:

@@ -228,7 +228,7 @@ def _backfill_archive(handle, offset, spp, points, series):
     base = stamps[0]
     newest = max(stamps) if base else 0
     times, values = series
-    ours = [(t, v) for t, v in zip(times, values) if v is not None and v == v]
+    ours = [(t, v) for t, v in zip(times, values) if v is not None and not math.isnan(v)]
     if not ours:
         return 0
     window_end = max(newest, ours[-1][0])
@@ -362,4 +362,3 @@ def _sections(path, required):
 def whisper_path(root, metric):
     """Carbon's file for a metric: dots are directories."""
     return os.path.join(root, *metric.split(".")) + ".wsp"
-

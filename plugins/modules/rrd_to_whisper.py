@@ -196,7 +196,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, file_sha256
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
@@ -223,9 +223,11 @@ def run_convert(params, check_mode):
     mode = parse_mode(params["mode"])
     job = WhisperJob(params["src"], params["dest"], names, rules, tuple(params["consolidations"]), params["counters"],
                      resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2)
-    inputs = {"dest": os.path.abspath(params["dest"]), "names": (params["metric_prefix"], mapping, params["unmapped"]),
-              "consolidations": params["consolidations"],
-              "rules": [params["storage_schemas"], params["storage_aggregation"]], "mode": mode,
+    # the files' contents, not their names: an edited mapping or schema makes the step run again
+    digests = [file_sha256(path) if path else None
+               for path in (params["mapping_file"], params["storage_schemas"], params["storage_aggregation"])]
+    inputs = {"dest": os.path.abspath(params["dest"]), "names": (params["metric_prefix"], params["unmapped"]),
+              "consolidations": params["consolidations"], "contents": digests, "mode": mode,
               "owner": (params["owner"], params["group"])}
     run = prepare(params, check_mode, inputs, "rrd_to_whisper", lambda path: DoneLog.read(path + ".done"))
     if run.decision == SKIP or check_mode:

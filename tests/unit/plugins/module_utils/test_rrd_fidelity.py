@@ -180,8 +180,8 @@ def test_non_dividing_resolutions_are_adjusted_with_warnings(fidelity):
     assert any("non_dividing" in w and "does not divide" in w for w in fidelity["result"]["file_warnings"])
     # an adjusted archive takes, for each slot, the row of the source archive holding the slot's start
     path = os.path.join(fidelity["src"], "non_dividing.rrd")
-    source = oracle_rows(path, "AVERAGE", 1200, 600 if False else next(
-        a["rows"] for a in kept_archives(path, "AVERAGE") if a["step"] == 1200), 0)
+    rows = next(a["rows"] for a in kept_archives(path, "AVERAGE") if a["step"] == 1200)
+    source = oracle_rows(path, "AVERAGE", 1200, rows, 0)
     got = wsp_points(wsp, 1800)
     matched = 0
     for slot, value in got.items():

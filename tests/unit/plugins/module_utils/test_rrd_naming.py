@@ -19,6 +19,8 @@ import whisper
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
+    file_stamp,
+    pending_files,
     NavNames,
     ZenossNames,
     find_upwards,
@@ -340,7 +342,11 @@ def done_log(path, resume, *added):
     for relative in added:
         log.add(relative)
     log.close()
-    return log.done
+    return set(log.done)
+
+
+def read_done(path):
+    return set(DoneLog.read(str(path)))
 
 
 def test_done_log_resume_keeps_entries(tmp_path):
@@ -348,20 +354,20 @@ def test_done_log_resume_keeps_entries(tmp_path):
     assert done_log(path, False, "a.rrd", "b/c.rrd") == {"a.rrd", "b/c.rrd"}
     assert done_log(path, True) == {"a.rrd", "b/c.rrd"}
     assert done_log(path, True, "d.rrd") == {"a.rrd", "b/c.rrd", "d.rrd"}
-    assert DoneLog.read(str(path)) == {"a.rrd", "b/c.rrd", "d.rrd"}
+    assert read_done(path) == {"a.rrd", "b/c.rrd", "d.rrd"}
 
 
 def test_done_log_without_resume_starts_over(tmp_path):
     path = tmp_path / "state.done"
     done_log(path, False, "a.rrd")
     assert done_log(path, False, "b.rrd") == {"b.rrd"}
-    assert DoneLog.read(str(path)) == {"b.rrd"}
+    assert read_done(path) == {"b.rrd"}
 
 
 def test_done_log_ignores_a_torn_last_line(tmp_path):
     path = tmp_path / "state.done"
     path.write_bytes(b'"a.rrd"\n"b/c.r')
-    assert DoneLog.read(str(path)) == {"a.rrd"}
+    assert read_done(path) == {"a.rrd"}
     assert done_log(path, True) == {"a.rrd"}
 
 
@@ -369,12 +375,30 @@ def test_done_log_resumes_again_after_a_torn_line(tmp_path):
     path = tmp_path / "state.done"
     path.write_bytes(b'"a.rrd"\n"b/c.r')
     assert done_log(path, True, "d.rrd") == {"a.rrd", "d.rrd"}
-    assert DoneLog.read(str(path)) == {"a.rrd", "d.rrd"}
+    assert read_done(path) == {"a.rrd", "d.rrd"}
     assert done_log(path, True) == {"a.rrd", "d.rrd"}
 
 
 def test_done_log_read_of_a_missing_file(tmp_path):
-    assert DoneLog.read(str(tmp_path / "none.done")) == set()
+    assert read_done(tmp_path / "none.done") == set()
+
+
+def test_done_log_keeps_stamps_and_pending_files_notice_changes(tmp_path):
+    """A file converted, then changed (size or mtime) or added, is pending again; the others are not."""
+    src = tmp_path / "rrd"
+    src.mkdir()
+    for name in ("a.rrd", "b.rrd"):
+        (src / name).write_bytes(b"x" * 10)
+    log = DoneLog(str(tmp_path / "s.done"), False)
+    for name in ("a.rrd", "b.rrd"):
+        log.add(name, file_stamp(str(src / name)))
+    log.close()
+    done = DoneLog.read(str(tmp_path / "s.done"))
+    assert list(pending_files(str(src), 0, 1, done)) == []
+    (src / "b.rrd").write_bytes(b"y" * 11)
+    (src / "c.rrd").write_bytes(b"z")
+    assert list(pending_files(str(src), 0, 1, done)) == ["b.rrd", "c.rrd"]
+    assert list(pending_files(str(src), 0, 1, {"b.rrd": None, "c.rrd": None, "a.rrd": None})) == []
 
 
 # -- whisper layout planning -----------------------------------------------------------------------------------

@@ -504,4 +504,3 @@ def test_unreadable_rules_file(tmp_path, kind, problem):
 def test_whisper_path_makes_dots_directories(tmp_path):
     assert ferry_whisper.whisper_path(str(tmp_path), "a.b.c") == os.path.join(str(tmp_path), "a", "b", "c.wsp")
     assert ferry_whisper.whisper_path("/var/lib/graphite/whisper", "nav") == "/var/lib/graphite/whisper/nav.wsp"
-

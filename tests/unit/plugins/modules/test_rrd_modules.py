@@ -68,9 +68,53 @@ def test_whisper_check_mode_run_and_second_run(nav, tmp_path):
     assert all(" " not in path and "(" not in path and "," not in path for path in escaped)
     assert any(path.startswith("nav/rrd/") for path in escaped)
     second = rrd_to_whisper.run_convert(args, False)
-    assert second == {"decision": "skip", "workers": 2, "changed": False}
+    assert second["decision"] == "skip" and second["changed"] is False
+    assert second["counts"] == first["counts"] and second["report"] == first["report"]
     record = Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()
     assert record["status"] == "complete" and record["progress"]["done"] == len(nav["files"])
+
+
+def test_whisper_new_and_changed_files_are_converted_on_the_next_run(nav, tmp_path):
+    src = tmp_path / "rrd"
+    src.mkdir()
+    for entry in nav["files"][:3]:
+        (src / os.path.basename(entry["path"])).write_bytes(open(os.path.join(nav["root"], entry["path"]), "rb").read())
+    args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"))
+    first = rrd_to_whisper.run_convert(args, False)
+    assert first["counts"]["files"] == 3
+    extra = nav["files"][3]
+    (src / "new.rrd").write_bytes(open(os.path.join(nav["root"], extra["path"]), "rb").read())
+    changed = sorted(os.listdir(str(src)))[0]
+    os.utime(str(src / changed), ns=(1, 1))
+    assert rrd_to_whisper.run_convert(args, True)["files_pending"] == 2
+    update = rrd_to_whisper.run_convert(args, False)
+    assert update["decision"] == "update" and update["counts"]["files"] == 2
+    assert update["counts"]["created"] == len(extra["ds"])  # the changed file's whisper files exist: backfilled
+    record = Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()
+    assert record["counts"]["files"] == 5  # the journal adds the runs up
+    assert rrd_to_whisper.run_convert(args, False)["decision"] == "skip"
+
+
+def test_whisper_mapping_file_names_binary_and_dumped_files(nav, tmp_path):
+    src = tmp_path / "rrd"
+    src.mkdir()
+    entry = next(f for f in nav["files"] if len(f["ds"]) > 1)
+    data = open(os.path.join(nav["root"], entry["path"]), "rb").read()
+    (src / "a.rrd").write_bytes(data)
+    (src / "b.rrd").write_bytes(data)
+    subprocess.run(["rrdtool", "dump", str(src / "b.rrd"), str(src / "b.rrd.xml")], check=True)
+    os.unlink(str(src / "b.rrd"))
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("rrd_path,ds,metric\n%s,,nav.a\nb.rrd,%s,nav.b.first\n" % (src / "a.rrd", entry["ds"][0]["name"]))
+    args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
+                  mapping_file=str(mapping), unmapped="skip")
+    result = rrd_to_whisper.run_convert(args, False)
+    assert result["counts"]["created"] == len(entry["ds"]) + 1
+    assert os.path.exists(str(tmp_path / "w" / "nav" / "b" / "first.wsp"))  # the dump found its mapping
+    assert len(result["skipped_files"]) == len(entry["ds"]) - 1
+    assert rrd_to_whisper.run_convert(args, False)["decision"] == "skip"
+    mapping.write_text(mapping.read_text() + "b.rrd,%s,nav.b.second\n" % entry["ds"][1]["name"])
+    assert rrd_to_whisper.run_convert(args, False)["decision"] == "run"  # an edited mapping runs again
 
 
 def test_whisper_bad_files_fail_the_task_naming_them(nav, tmp_path):
