@@ -27,7 +27,9 @@ description:
     become C(-). O(metric_template) and O(tags) change the naming.
   - Files are converted by O(workers) processes into batches of O(files_per_batch) files; O(shard_index) and
     O(shard_count) split one tree over several hosts. A file is done once the batch holding it is finished
-    (its manifest lists the files), so a killed run redoes only the unfinished batches.
+    (its manifest lists the files), so a killed run redoes only the unfinished batches and a later run
+    converts only files added since (a file already converted is not converted again, its points would be
+    sent twice).
   - A corrupt or truncated RRD fails that file, naming it and the reason; the others are converted and the
     task fails at the end when more than O(max_failed_files) failed.
 author:
@@ -122,7 +124,7 @@ counts:
   description:
     - C(files) converted or tried in this run, C(failed), C(skipped) files, C(points) written and C(already_done)
       files in batches of earlier runs.
-  returned: when the step ran
+  returned: unless in check mode (for C(skip), what the completed step recorded)
   type: dict
   sample: {"files": 200, "failed": 0, "skipped": 2, "points": 372800, "already_done": 0}
 failed_files:
@@ -156,7 +158,9 @@ workers:
   returned: always
   type: int
 decision:
-  description: C(run), C(resume) or C(skip).
+  description:
+    - C(run), C(resume) (the step was interrupted or failed), C(skip) (complete, nothing new), or C(update)
+      (complete, but files were added to O(src) since, or changed for M(ferry.migrate.rrd_to_whisper)).
   returned: always
   type: str
 """

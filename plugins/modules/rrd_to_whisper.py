@@ -30,8 +30,9 @@ description:
     file-system sync per group and renamed into place. A whisper file that already exists is backfilled in
     place under Carbon's lock, filling only empty slots; newer data is never overwritten.
   - Files are converted by O(workers) processes; O(shard_index) and O(shard_count) let several hosts split
-    one tree. Every finished file is recorded in the step journal, so a killed run resumes with the files
-    it had not finished; a completed step is skipped.
+    one tree. Every finished file is recorded in the step journal with its size and modification time, so
+    a killed run resumes with the files it had not finished, and a later run converts only files added or
+    changed since (a completed step with nothing new is skipped).
   - A corrupt or truncated RRD fails that file, naming it and the reason; the others are converted and the
     task fails at the end when more than O(max_failed_files) failed.
 author:
@@ -153,7 +154,7 @@ counts:
     - C(files) converted or tried in this run, C(failed), C(skipped) data sources, whisper files C(created),
       C(backfilled) and C(unchanged), C(points) written, C(warnings), and C(already_done) files of earlier
       runs of the step.
-  returned: when the step ran
+  returned: unless in check mode (for C(skip), what the completed step recorded)
   type: dict
   sample: {"files": 2512, "failed": 1, "skipped": 0, "created": 9870, "backfilled": 12, "unchanged": 0,
            "points": 21950000, "warnings": 3, "already_done": 0}
@@ -186,7 +187,9 @@ workers:
   returned: always
   type: int
 decision:
-  description: C(run), C(resume) or C(skip).
+  description:
+    - C(run), C(resume) (the step was interrupted or failed), C(skip) (complete, nothing new), or C(update)
+      (complete, but files were added to O(src) since, or changed for M(ferry.migrate.rrd_to_whisper)).
   returned: always
   type: str
 """
