@@ -604,23 +604,37 @@ class DoneLog:
         self._synced = time.time()
 
     @staticmethod
-    def read(path):
-        """The finished files recorded in ``path``; a torn last line (a killed run) is a file to do again."""
-        done = {}
-        if os.path.exists(path):
-            with open(path, "rb") as handle:
-                for line in handle:
-                    if line.endswith(b"\n"):
-                        try:
-                            entry = json.loads(line)
-                        except ValueError:
-                            raise FerryError("%s line %r is damaged: remove the file to convert everything again"
-                                             % (path, line[:80]))
-                        if isinstance(entry, list):
-                            done[entry[0]] = entry[1:] or None
-                        else:
-                            done[entry] = None
-        return done
+    def read(path, failed=False):
+        """The files recorded as finished (or, with ``failed``, as failed) in ``path``, with their stamps.
+
+        The last record of a file wins; a torn last line (a killed run) is a file to do again.
+        """
+        found = {}
+        for relative, stamp, has_failed in DoneLog._entries(path):
+            if has_failed == failed:
+                found[relative] = stamp
+            else:
+                found.pop(relative, None)
+        return found
+
+    @staticmethod
+    def _entries(path):
+        if not os.path.exists(path):
+            return
+        with open(path, "rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    raise FerryError("%s line %r is damaged: remove the file to convert everything again"
+                                     % (path, line[:80]))
+                if not isinstance(entry, list):
+                    entry = [entry]
+                failed = entry[-1] == "failed"
+                stamp = entry[1:3] if len(entry) >= 3 else None
+                yield entry[0], stamp, failed
 
     @staticmethod
     def _complete_size(path):
@@ -628,9 +642,14 @@ class DoneLog:
             data = handle.read()
         return data.rfind(b"\n") + 1
 
-    def add(self, relative, stamp=None):
-        self.done[relative] = stamp
-        self._handle.write(json.dumps([relative] + list(stamp or ())).encode("utf-8") + b"\n")
+    def add(self, relative, stamp=None, failed=False):
+        """Record a finished file (or a failed one: not retried while it stays as it is)."""
+        if failed:
+            self.done.pop(relative, None)
+        else:
+            self.done[relative] = stamp
+        entry = [relative] + list(stamp or ()) + (["failed"] if failed else [])
+        self._handle.write(json.dumps(entry).encode("utf-8") + b"\n")
         if time.time() - self._synced >= 1.0:
             self.sync()
 
@@ -644,15 +663,18 @@ class DoneLog:
         self._handle.close()
 
 
-def pending_files(src, shard_index, shard_count, done=None, files=None):
-    """Files of this shard not done yet, or changed since (size or mtime): ``files`` or every RRD under ``src``."""
+def pending_files(src, shard_index, shard_count, done=None, files=None, skip_failed=None):
+    """Files of this shard not done yet, or changed since (size or mtime): ``files`` or every RRD under ``src``.
+
+    ``skip_failed``: files that failed before, left out while they have not changed either.
+    """
     done = done or {}
     for relative in (source_files(src) if files is None else files):
-        if in_shard(relative, shard_index, shard_count):
-            if relative not in done:
-                yield relative
-            elif done[relative] is not None and done[relative] != file_stamp(os.path.join(src, relative)):
-                yield relative
+        if not in_shard(relative, shard_index, shard_count):
+            continue
+        record = done[relative] if relative in done else (skip_failed or {}).get(relative, False)
+        if record is False or record is not None and record != file_stamp(os.path.join(src, relative)):
+            yield relative
 
 
 def relative_files(src, files):
@@ -768,22 +790,21 @@ def _sample(bucket, text):
 
 
 def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None, files_per_group=16,
-                         files=None, stop_dir=None):
+                         files=None, stop_dir=None, skip_failed=None):
     """Convert every pending RRD of ``job.src`` in this shard; returns :meth:`Totals.result`."""
     state_path = state_path or os.path.join(job.dest, ".ferry-rrd_to_whisper")
     done = DoneLog(state_path + ".done", resume)
     totals = Totals(state_path + ".report.jsonl", resume)
-    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done, files))
+    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done, files, skip_failed))
     if step is not None:
         step.progress(0, total, "files", flush=True)
     shutil.rmtree(job.staging, ignore_errors=True)  # what a killed run left
-    groups = _chunks(pending_files(job.src, shard[0], shard[1], done.done, files), files_per_group)
+    groups = _chunks(pending_files(job.src, shard[0], shard[1], done.done, files, skip_failed), files_per_group)
     try:
         for results in run_pool(job, groups, workers, chunksize=1):
             for result in results:
                 totals.add(result)
-                if not result.get("error"):
-                    done.add(result["file"], result.get("stamp"))
+                done.add(result["file"], result.get("stamp"), failed="error" in result)
             if step is not None:
                 step.progress(totals.counts["files"], total, "files")
             _check_stop(stop_dir, totals)
@@ -809,7 +830,7 @@ class PointBatchJob:
         results, finished = [], []
         try:
             for relative in files:
-                result = {"file": relative, "points": 0}
+                result = {"file": relative, "points": 0, "stamp": file_stamp(os.path.join(self.job.src, relative))}
                 reason = self.job.skip_reason(relative)
                 if reason:
                     result["skipped"] = ["%s: %s" % (relative, reason)]
@@ -822,9 +843,9 @@ class PointBatchJob:
                                                  times[0] * 1000, times[-1] * 1000)
                                 result["points"] += len(times)
                     except FerryError as exc:
-                        result = {"file": relative, "error": str(exc)}
+                        result = {"file": relative, "error": str(exc), "stamp": result["stamp"]}
                     except (OSError, ValueError) as exc:
-                        result = {"file": relative, "error": "%s: %s" % (relative, exc)}
+                        result = {"file": relative, "error": "%s: %s" % (relative, exc), "stamp": result["stamp"]}
                 if "error" not in result:
                     finished.append(relative)
                 results.append(result)
@@ -867,29 +888,35 @@ def points_done(dest, clean=True):
 
 
 def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per_batch=64, state_path=None,
-                        files=None, resume=False, stop_dir=None):
+                        files=None, resume=False, stop_dir=None, skip_failed=None):
     """Convert every RRD of ``job.src`` in this shard not yet in a finished batch of ``dest``.
 
-    The batch manifests are the completion record: a file is done once the batch holding it is.
+    The batch manifests are the completion record: a file is done once the batch holding it is. Failed
+    files are recorded in ``<state_path>.failed``.
     """
     if not os.path.isdir(dest):
         os.makedirs(dest)
     done = points_done(dest)
-    totals = Totals((state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")) + ".report.jsonl", resume)
-    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done, files))
+    state_path = state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")
+    totals = Totals(state_path + ".report.jsonl", resume)
+    failures = DoneLog(state_path + ".failed", resume)
+    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done, files, skip_failed))
     if step is not None:
         step.progress(0, total, "files", flush=True)
     batch_job = PointBatchJob(job, dest)
-    chunks = _chunks(pending_files(job.src, shard[0], shard[1], done, files), files_per_batch)
+    chunks = _chunks(pending_files(job.src, shard[0], shard[1], done, files, skip_failed), files_per_batch)
     try:
         for results in run_pool(batch_job, chunks, workers, chunksize=1):
             for result in results:
                 totals.add(result)
+                if "error" in result:
+                    failures.add(result["file"], result.get("stamp"), failed=True)
             if step is not None:
                 step.progress(totals.counts["files"], total, "files")
             _check_stop(stop_dir, totals)
     finally:
         totals.close()
+        failures.close()
     out = totals.result()
     for key in ("created", "backfilled", "unchanged", "warnings"):
         del out["counts"][key]

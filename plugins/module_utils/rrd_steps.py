@@ -67,13 +67,14 @@ class Run:
         self.files = files
         self.state_path = state_path
         self.previous = (record or {}) if self.resume else {}
+        self.skip_failed = None  # after a completed step: files that failed then, unchanged since, stay out
         self.result = {"decision": decision, "workers": self.workers, "changed": False}
 
 
 def prepare(params, check_mode, inputs, default_step, done_so_far):
     """Validate the common options and decide: ``run``, ``resume``, ``skip``, or ``update`` (a completed step
-    whose tree has new or changed files since). ``done_so_far(state_path)`` gives the files done already.
-    In check mode the pending files are counted.
+    whose tree has new or changed files since). ``done_so_far(state_path)`` gives the files done already and
+    those that failed, with their stamps. In check mode the pending files are counted.
     """
     src = os.path.abspath(params["src"])
     if not os.path.isdir(src):
@@ -93,12 +94,14 @@ def prepare(params, check_mode, inputs, default_step, done_so_far):
     record = step.record()
     state_path = os.path.join(journal.steps_dir, step.name)
     shard = (params["shard_index"], params["shard_count"])
+    done, failed = done_so_far(state_path) if decision != RUN else ({}, {})
+    skip_failed = failed if decision == SKIP else None
     if decision in (SKIP, RESUME) or check_mode:
-        done = done_so_far(state_path) if decision != RUN else {}
-        pending = sum(1 for _f in pending_files(src, shard[0], shard[1], done, files))
+        pending = sum(1 for _f in pending_files(src, shard[0], shard[1], done, files, skip_failed))
         if decision == SKIP and pending:
             decision = UPDATE
     run = Run(step, digest, decision, params, files, state_path, record)
+    run.skip_failed = skip_failed
     if decision == SKIP:
         run.result.update(counts=(record or {}).get("counts"), report=state_path + ".report.jsonl")
     if check_mode and decision != SKIP:
@@ -112,7 +115,7 @@ def finish(run, out, max_failed_files, changed):
     The result counts this run; the journal adds it to what earlier attempts of the step did.
     """
     result = dict(run.result, changed=changed, **out)
-    totals = _added(run.previous.get("counts") or {}, out["counts"])
+    totals = _added(run.previous.get("counts") or {}, out["counts"], run.decision == UPDATE)
     failed = out["counts"]["failed"]
     if failed > max_failed_files:
         message = "%d file(s) failed to convert (more than max_failed_files=%d), the first: %s; all are listed in %s" % (
@@ -124,10 +127,12 @@ def finish(run, out, max_failed_files, changed):
     return result
 
 
-def _added(before, now):
-    """Counts of the step so far: this run's added to the earlier attempts' (``already_done`` is this run's)."""
+def _added(before, now, keep_failed):
+    """Counts of the step so far: this run's added to the earlier attempts' (``already_done`` is this run's;
+    earlier failures count unless this run retried them)."""
     total = dict(now)
+    skipped = ("already_done",) if keep_failed else ("already_done", "failed")
     for key, value in before.items():
-        if key not in ("already_done", "failed") and isinstance(value, int) and isinstance(now.get(key), int):
+        if key not in skipped and isinstance(value, int) and isinstance(now.get(key), int):
             total[key] = value + now[key]
     return total

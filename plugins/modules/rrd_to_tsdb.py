@@ -180,6 +180,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     state_argument_spec,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+    DoneLog,
     TsdbJob,
     ZenossNames,
     convert_points_tree,
@@ -218,12 +219,14 @@ def run_convert(params, check_mode):
     job = TsdbJob(params["src"], names, counters=params["counters"])
     inputs = {"dest": os.path.abspath(params["dest"]), "tenant": names.tenant, "map": map_file,
               "template": (params["metric_template"], params["tags"]), "per_batch": params["files_per_batch"]}
-    run = prepare(params, check_mode, inputs, "rrd_to_tsdb", lambda _path: points_done(params["dest"], clean=False))
+    run = prepare(params, check_mode, inputs, "rrd_to_tsdb",
+                  lambda path: (points_done(params["dest"], clean=False), DoneLog.read(path + ".failed", failed=True)))
     run.result["tenant_id"] = names.tenant
     if run.decision != SKIP and not check_mode:
         with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
             out = convert_points_tree(job, params["dest"], run.shard, run.workers, run.step, params["files_per_batch"],
-                                      run.state_path, run.files, run.resume, stop_dir=params["state_dir"])
+                                      run.state_path, run.files, run.resume, stop_dir=params["state_dir"],
+                                      skip_failed=run.skip_failed)
             out.pop("file_warnings")
             result = finish(run, out, params["max_failed_files"], changed=out["counts"]["points"] > 0)
         if result.get("msg"):

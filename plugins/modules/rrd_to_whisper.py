@@ -232,12 +232,13 @@ def run_convert(params, check_mode):
     inputs = {"dest": os.path.abspath(params["dest"]), "names": (params["metric_prefix"], params["unmapped"]),
               "consolidations": params["consolidations"], "contents": digests, "mode": mode,
               "owner": (params["owner"], params["group"])}
-    run = prepare(params, check_mode, inputs, "rrd_to_whisper", lambda path: DoneLog.read(path + ".done"))
+    run = prepare(params, check_mode, inputs, "rrd_to_whisper",
+                  lambda path: (DoneLog.read(path + ".done"), DoneLog.read(path + ".done", failed=True)))
     if run.decision == SKIP or check_mode:
         return run.result
     with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
         out = convert_whisper_tree(job, run.shard, run.workers, run.step, run.resume, run.state_path,
-                                   files=run.files, stop_dir=params["state_dir"])
+                                   files=run.files, stop_dir=params["state_dir"], skip_failed=run.skip_failed)
         return finish(run, out, params["max_failed_files"], changed=out["counts"]["created"] + out["counts"]["points"] > 0)
 
 

@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -152,6 +153,25 @@ def test_whisper_resume_after_failure_retries_only_failed_files(nav, tmp_path):
     assert resumed["decision"] == "resume"
     assert resumed["counts"]["files"] == 0 and resumed["counts"]["already_done"] == 3
     assert "msg" not in resumed
+
+
+@pytest.mark.parametrize("module", [rrd_to_whisper, rrd_to_tsdb])
+def test_tolerated_failures_are_retried_only_once_the_file_changes(module, nav, zenoss, tmp_path):
+    """A completed step with a failed file allowed by max_failed_files: the next run is a skip, not the same
+    failure again; once the file is replaced, it is converted (decision update)."""
+    tree = zenoss if module is rrd_to_tsdb else nav
+    src = tmp_path / "src"
+    shutil.copytree(tree["root"], str(src))
+    bad = src / os.path.dirname(tree["files"][0]["path"]) / "bad.rrd"
+    bad.write_text("junk")
+    args = params(module, src=str(src), dest=str(tmp_path / "out"), state_dir=str(tmp_path / "s"), max_failed_files=1)
+    first = module.run_convert(args, False)
+    assert first["counts"]["failed"] == 1 and "msg" not in first
+    second = module.run_convert(args, False)
+    assert second["decision"] == "skip" and not second["changed"]
+    bad.write_bytes(open(os.path.join(tree["root"], tree["files"][0]["path"]), "rb").read())
+    third = module.run_convert(args, False)
+    assert third["decision"] == "update" and third["counts"]["files"] == 1 and third["counts"]["failed"] == 0
 
 
 def test_whisper_options_are_checked(nav, tmp_path):
