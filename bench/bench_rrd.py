@@ -24,6 +24,7 @@ MODULES = os.path.join(ROOT, "plugins", "modules")
 RRD2WHISPER = os.path.join(os.path.dirname(sys.executable), "rrd2whisper.py")
 FILES = 400
 WORKERS = 2
+ROUNDS = 3  # ferry's runs are short and this kind of machine is noisy: the median of 3 is reported
 TARGETS = {"ratio_min": 20, "files_per_s_min": 300, "points_per_s_min": 1000000}
 
 
@@ -78,24 +79,36 @@ def run_module(name, args, env):
     return result
 
 
+def rounds(run_once):
+    """``run_once()`` ROUNDS times into fresh directories; the result of the median round, with all times."""
+    results = sorted((run_once() for _round in range(ROUNDS)), key=lambda r: r["seconds"])
+    median = dict(results[len(results) // 2])
+    median["rounds_s"] = [r["seconds"] for r in results]
+    return median
+
+
 def run_whisper(src, env, label):
-    work = fresh_dir(os.path.join(BENCH_DIR, "ferry-" + label))
-    result = run_module("rrd_to_whisper", {"src": src, "dest": os.path.join(work, "whisper"), "workers": WORKERS,
-                                           "state_dir": os.path.join(work, "state")}, env)
-    shutil.rmtree(work, ignore_errors=True)
-    files = result["counts"]["files"]
-    return {"files": files, "whisper_files": result["counts"]["created"], "seconds": result["seconds"],
-            "files_per_s": round(files / result["seconds"], 1), "peak_rss_mib": result["peak_rss_mib"]}
+    def once():
+        work = fresh_dir(os.path.join(BENCH_DIR, "ferry-" + label))
+        result = run_module("rrd_to_whisper", {"src": src, "dest": os.path.join(work, "whisper"), "workers": WORKERS,
+                                               "state_dir": os.path.join(work, "state")}, env)
+        shutil.rmtree(work, ignore_errors=True)
+        files = result["counts"]["files"]
+        return {"files": files, "whisper_files": result["counts"]["created"], "seconds": result["seconds"],
+                "files_per_s": round(files / result["seconds"], 1), "peak_rss_mib": result["peak_rss_mib"]}
+    return rounds(once)
 
 
 def run_tsdb(src, env):
-    work = fresh_dir(os.path.join(BENCH_DIR, "ferry-points"))
-    result = run_module("rrd_to_tsdb", {"src": src, "dest": os.path.join(work, "points"), "workers": WORKERS,
-                                        "state_dir": os.path.join(work, "state")}, env)
-    shutil.rmtree(work, ignore_errors=True)
-    points = result["counts"]["points"]
-    return {"files": result["counts"]["files"], "points": points, "seconds": result["seconds"],
-            "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"]}
+    def once():
+        work = fresh_dir(os.path.join(BENCH_DIR, "ferry-points"))
+        result = run_module("rrd_to_tsdb", {"src": src, "dest": os.path.join(work, "points"), "workers": WORKERS,
+                                            "state_dir": os.path.join(work, "state")}, env)
+        shutil.rmtree(work, ignore_errors=True)
+        points = result["counts"]["points"]
+        return {"files": result["counts"]["files"], "points": points, "seconds": result["seconds"],
+                "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"]}
+    return rounds(once)
 
 
 def linked_tree(info, copies):
