@@ -41,6 +41,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
 _NAV_UNSAFE = re.compile(r"[./ (),]")
 _ZENOSS_UNSAFE = re.compile(r"[^0-9a-zA-Z\-_./]")
 SAMPLE_LIMIT = 50  # failures / warnings listed in a result; the step's report file has them all
+FRAME_BYTES = 8 << 20  # point lines a worker holds before writing them as one gzip member
 
 
 def nav_escape(part):
@@ -836,12 +837,17 @@ class PointBatchJob:
                     result["skipped"] = ["%s: %s" % (relative, reason)]
                 else:
                     try:
+                        blocks = []  # all of a file's series, or none of them if one fails
                         for metric, tags, times, values in self.job.series(relative):
                             if times:
                                 prefix = tsdb.series_prefix(metric, tsdb.normalize_tags(tags))
-                                writer.add_lines(metric, tsdb.series_lines(prefix, times, values), len(times),
-                                                 times[0] * 1000, times[-1] * 1000)
-                                result["points"] += len(times)
+                                blocks.append((metric, tsdb.series_lines(prefix, times, values), len(times),
+                                               times[0] * 1000, times[-1] * 1000))
+                        for block in blocks:
+                            writer.add_lines(*block)
+                            result["points"] += block[2]
+                        if writer.pending_bytes >= FRAME_BYTES:
+                            writer.end_frame()  # bounded memory: a gzip member of whole files
                     except FerryError as exc:
                         result = {"file": relative, "error": str(exc), "stamp": result["stamp"]}
                     except (OSError, ValueError) as exc:

@@ -218,6 +218,7 @@ class BatchWriter:
         self.metrics = dict(state.get("metrics") or {})
         self._lines = []
         self._pending = 0  # points in add_lines blocks beyond one per element of _lines
+        self.pending_bytes = 0  # bytes of add_lines blocks not written yet
         self._prefixes = {}
         self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "wb")
         self._handle.truncate(self.offset)
@@ -237,6 +238,7 @@ class BatchWriter:
         """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms."""
         self._lines.append(lines[:-1])  # end_frame joins with newlines
         self._pending += count - 1
+        self.pending_bytes += len(lines)
         self.metrics[metric] = self.metrics.get(metric, 0) + count
         self.first = first if self.first is None else min(self.first, first)
         self.last = last if self.last is None else max(self.last, last)
@@ -251,6 +253,7 @@ class BatchWriter:
             self.points += len(self._lines) + self._pending
             self._lines = []
             self._pending = 0
+            self.pending_bytes = 0
             self.offset = self._handle.tell()
         return self.checkpoint()
 

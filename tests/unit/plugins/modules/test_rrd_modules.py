@@ -286,3 +286,25 @@ def test_tsdb_restore_follows_the_converter_step(zenoss, tmp_path):
                                                    poll_interval=0.1, verify_timeout=10.0), False)
         assert restored["points"] == converted["counts"]["points"] == len(emulator.points())
         assert restored["verification"]["found_points"] == restored["points"] and not restored["verification"]["short"]
+
+
+def test_a_file_failing_half_way_leaves_none_of_its_points_in_the_batch(tmp_path):
+    """Its points would otherwise be sent now and again when the failed file is retried."""
+    from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import PointBatchJob
+
+    class Job:
+        src = str(tmp_path)
+
+        def skip_reason(self, relative):
+            return None
+
+        def series(self, relative):
+            yield "m." + relative, {"device": "d"}, [1000, 1300], [1.0, 2.0]
+            if relative == "bad.rrd":
+                raise FerryError("bad.rrd: broken in its second data source")
+
+    (tmp_path / "points").mkdir()
+    results = PointBatchJob(Job(), str(tmp_path / "points"))(["good.rrd", "bad.rrd"])
+    assert [r.get("error") for r in results] == [None, "bad.rrd: broken in its second data source"]
+    lines, files = batch_points(tmp_path / "points")
+    assert files == ["good.rrd"] and [line[0] for line in lines] == ["m.good.rrd", "m.good.rrd"]
