@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -779,6 +780,24 @@ class Totals:
                 "skipped_files": list(self.skips), "report": self.report_path}
 
 
+def _run_groups(function, pending, group_size, workers, totals, log, log_done, step, stop_dir):
+    """Every pending file, in groups, through the pool: results counted, failures (and with ``log_done``
+    the finished files) recorded in ``log``, progress shown. ``pending()`` lists the files, walked twice:
+    once to count them, once to convert them."""
+    total = sum(1 for _f in pending())
+    if step is not None:
+        step.progress(0, total, "files", flush=True)
+    for results in run_pool(function, _chunks(pending(), group_size), workers, chunksize=1):
+        for result in results:
+            totals.add(result)
+            failed = "error" in result
+            if failed or log_done:
+                log.add(result["file"], result.get("stamp"), failed=failed)
+        if step is not None:
+            step.progress(totals.counts["files"], total, "files")
+        _check_stop(stop_dir, totals)
+
+
 def _check_stop(stop_dir, totals):
     if stop_requested(stop_dir):
         raise Stopped("stopped on request (%s) after %d file(s); remove the file and run again to go on"
@@ -796,19 +815,10 @@ def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, 
     state_path = state_path or os.path.join(job.dest, ".ferry-rrd_to_whisper")
     done = DoneLog(state_path + ".done", resume)
     totals = Totals(state_path + ".report.jsonl", resume)
-    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done.done, files, skip_failed))
-    if step is not None:
-        step.progress(0, total, "files", flush=True)
+    pending = functools.partial(pending_files, job.src, shard[0], shard[1], done.done, files, skip_failed)
     shutil.rmtree(job.staging, ignore_errors=True)  # what a killed run left
-    groups = _chunks(pending_files(job.src, shard[0], shard[1], done.done, files, skip_failed), files_per_group)
     try:
-        for results in run_pool(job, groups, workers, chunksize=1):
-            for result in results:
-                totals.add(result)
-                done.add(result["file"], result.get("stamp"), failed="error" in result)
-            if step is not None:
-                step.progress(totals.counts["files"], total, "files")
-            _check_stop(stop_dir, totals)
+        _run_groups(job, pending, files_per_group, workers, totals, done, True, step, stop_dir)
     finally:
         done.close()
         totals.close()
@@ -906,20 +916,10 @@ def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per
     state_path = state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")
     totals = Totals(state_path + ".report.jsonl", resume)
     failures = DoneLog(state_path + ".failed", resume)
-    total = sum(1 for _f in pending_files(job.src, shard[0], shard[1], done, files, skip_failed))
-    if step is not None:
-        step.progress(0, total, "files", flush=True)
-    batch_job = PointBatchJob(job, dest)
-    chunks = _chunks(pending_files(job.src, shard[0], shard[1], done, files, skip_failed), files_per_batch)
+    pending = functools.partial(pending_files, job.src, shard[0], shard[1], done, files, skip_failed)
     try:
-        for results in run_pool(batch_job, chunks, workers, chunksize=1):
-            for result in results:
-                totals.add(result)
-                if "error" in result:
-                    failures.add(result["file"], result.get("stamp"), failed=True)
-            if step is not None:
-                step.progress(totals.counts["files"], total, "files")
-            _check_stop(stop_dir, totals)
+        _run_groups(PointBatchJob(job, dest), pending, files_per_batch, workers, totals, failures, False, step,
+                    stop_dir)
     finally:
         totals.close()
         failures.close()

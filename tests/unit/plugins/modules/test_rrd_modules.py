@@ -174,6 +174,20 @@ def test_tolerated_failures_are_retried_only_once_the_file_changes(module, nav, 
     assert third["decision"] == "update" and third["counts"]["files"] == 1 and third["counts"]["failed"] == 0
 
 
+def test_whisper_stops_on_request_and_resumes(nav, tmp_path):
+    state = tmp_path / "s"
+    state.mkdir()
+    (state / "STOP").write_text("")
+    args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(state), workers=1)
+    with pytest.raises(FerryError, match="stopped on request"):
+        rrd_to_whisper.run_convert(args, False)
+    assert Journal(str(state)).step("rrd_to_whisper").record()["status"] == "failed"
+    os.unlink(str(state / "STOP"))
+    resumed = rrd_to_whisper.run_convert(args, False)
+    assert resumed["decision"] == "resume" and "msg" not in resumed
+    assert resumed["counts"]["files"] + resumed["counts"]["already_done"] == len(nav["files"])
+
+
 def test_whisper_options_are_checked(nav, tmp_path):
     args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"))
     with pytest.raises(FerryError, match="shard_index must be in"):
