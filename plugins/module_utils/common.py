@@ -87,19 +87,32 @@ def sync_filesystem(path):
     One ``syncfs`` after a group of files costs what one ``fsync`` does; an fsync per file would
     dominate a conversion writing hundreds of small files a second. Falls back to ``sync``.
     """
-    try:
-        import ctypes  # pylint: disable=import-outside-toplevel
-        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
-    except (ImportError, OSError, AttributeError):
+    syncfs = _syncfs()
+    if syncfs is None:
         os.sync()
         return
     fd = os.open(path, os.O_RDONLY)
     try:
         if syncfs(fd) != 0:
+            import ctypes  # pylint: disable=import-outside-toplevel
             error = ctypes.get_errno()
             raise OSError(error, os.strerror(error), path)
     finally:
         os.close(fd)
+
+
+_SYNCFS = []
+
+
+def _syncfs():
+    """libc's syncfs, looked up once (None where there is none)."""
+    if not _SYNCFS:
+        try:
+            import ctypes  # pylint: disable=import-outside-toplevel
+            _SYNCFS.append(ctypes.CDLL(None, use_errno=True).syncfs)
+        except (ImportError, OSError, AttributeError):
+            _SYNCFS.append(None)
+    return _SYNCFS[0]
 
 
 def file_sha256(path):

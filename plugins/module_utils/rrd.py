@@ -44,7 +44,6 @@ else:
     RRDTOOL_IMPORT_ERROR = None
 
 COUNTER_TYPES = frozenset(("DERIVE", "COUNTER", "ABSOLUTE"))
-CONSOLIDATIONS = ("AVERAGE", "MIN", "MAX", "LAST")
 STAMP_START = "start"
 STAMP_END = "end"
 XML_SUFFIXES = (".xml", ".xml.gz")
@@ -328,10 +327,6 @@ class Series:
         self.values = values
         self.step = step
 
-    def as_list(self):
-        """The values as a list, None for unknown (for the rare paths that go value by value)."""
-        return [None if math.isnan(v) else v for v in self.values]
-
 
 def _row_times(archive, stamp, count=None):
     first_end = archive.start + archive.step
@@ -356,7 +351,7 @@ def _rebuild(rates, unknown, step, anchor):
     return totals
 
 
-def timeline_parts(archives, last_update=None):
+def timeline_parts(archives):
     """For each archive (finest first), how many of its oldest rows the time line uses.
 
     The finest archive is used whole; a coarser one only for rows that end before every finer

@@ -338,9 +338,9 @@ def _finer_targets(finest, schema, warnings):
     return extra
 
 
-def target_series(series, target, points=None):
+def target_series(series, target):
     """(times, values) for one whisper archive: contiguous, ascending, stamped at interval starts."""
-    points = target.points if points is None else points
+    points = target.points
     if target.how == "mirror":
         data = series.archive_series(target.sources[0], STAMP_START)
         return data.times, data.values

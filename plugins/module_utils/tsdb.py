@@ -217,7 +217,7 @@ class BatchWriter:
         self.last = state.get("last")
         self.metrics = dict(state.get("metrics") or {})
         self._lines = []
-        self._pending = 0  # points in add_lines blocks beyond one per element of _lines
+        self._frame_points = 0  # points added since the last frame
         self.pending_bytes = 0  # bytes of add_lines blocks not written yet
         self._prefixes = {}
         self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "wb")
@@ -230,6 +230,7 @@ class BatchWriter:
         if prefix is None:
             prefix = self._prefixes[key] = series_prefix(metric, tags)
         self._lines.append(point_line(metric, tags, timestamp_ms, value, prefix))
+        self._frame_points += 1
         self.metrics[metric] = self.metrics.get(metric, 0) + 1
         self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
         self.last = timestamp_ms if self.last is None else max(self.last, timestamp_ms)
@@ -237,7 +238,7 @@ class BatchWriter:
     def add_lines(self, metric, lines, count, first, last):
         """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms."""
         self._lines.append(lines[:-1])  # end_frame joins with newlines
-        self._pending += count - 1
+        self._frame_points += count
         self.pending_bytes += len(lines)
         self.metrics[metric] = self.metrics.get(metric, 0) + count
         self.first = first if self.first is None else min(self.first, first)
@@ -250,9 +251,9 @@ class BatchWriter:
             self._handle.write(gzip.compress(data, self.level))
             self._handle.flush()
             os.fsync(self._handle.fileno())
-            self.points += len(self._lines) + self._pending
+            self.points += self._frame_points
             self._lines = []
-            self._pending = 0
+            self._frame_points = 0
             self.pending_bytes = 0
             self.offset = self._handle.tell()
         return self.checkpoint()
