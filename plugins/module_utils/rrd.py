@@ -425,22 +425,26 @@ class SourceSeries:
                     self._values[archive.index] = _rebuild(self.rates(archive), self.unknown(archive), archive.step,
                                                            anchor)
 
-    def timeline(self, stamp=STAMP_END):
-        """Known points of the time line, oldest first, as (times, values) lists."""
-        times, values = [], []
+    def segments(self, stamp=STAMP_END):
+        """The time line by archive, oldest first: (times, values, known), ``times`` a range of the rows'
+        stamps, ``known`` None when every row is known, else a mask (1 known, 0 unknown)."""
+        out = []
         for archive, count in reversed(self._used):
-            column = self.values(archive)[:count]
-            stamps = _row_times(archive, stamp, count)
+            known = None
             unknown = [(a, min(b, count)) for a, b in self.unknown(archive) if a < count]
             if unknown:
                 known = bytearray(b"\1") * count
                 for start, stop in unknown:
                     known[start:stop] = bytes(stop - start)
-                times.extend(itertools.compress(stamps, known))
-                values.extend(itertools.compress(column, known))
-            else:
-                times.extend(stamps)
-                values.extend(column)
+            out.append((_row_times(archive, stamp, count), self.values(archive)[:count], known))
+        return out
+
+    def timeline(self, stamp=STAMP_END):
+        """Known points of the time line, oldest first, as (times, values) lists."""
+        times, values = [], []
+        for stamps, column, known in self.segments(stamp):
+            times.extend(stamps if known is None else itertools.compress(stamps, known))
+            values.extend(column if known is None else itertools.compress(column, known))
         return times, values
 
     def archive_series(self, archive, stamp=STAMP_START):

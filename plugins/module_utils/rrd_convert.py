@@ -569,15 +569,14 @@ class TsdbJob:
         return None
 
     def series(self, relative):
-        """(metric, tags, times in s, values) of each data source of the file."""
+        """(metric, tags, segments) of each data source of the file (``tsdb.series_lines`` segments)."""
         rrd = RrdFile.open(os.path.join(self.src, relative))
         fields = self.names.fields(relative)
         several = len(rrd.sources) > 1
         out = []
         for source in rrd.sources:
             metric, tags = self.names.series(fields, source.name, several)
-            times, values = SourceSeries(rrd, source, self.consolidation, self.counters).timeline(STAMP_END)
-            out.append((metric, tags, times, values))
+            out.append((metric, tags, SourceSeries(rrd, source, self.consolidation, self.counters).segments(STAMP_END)))
         return out
 
 
@@ -848,11 +847,12 @@ class PointBatchJob:
                 else:
                     try:
                         blocks = []  # all of a file's series, or none of them if one fails
-                        for metric, tags, times, values in self.job.series(relative):
-                            if times:
+                        for metric, tags, segments in self.job.series(relative):
+                            count, first, last = tsdb.segments_span(segments)
+                            if count:
                                 prefix = tsdb.series_prefix(metric, tsdb.normalize_tags(tags))
-                                blocks.append((metric, tsdb.series_lines(prefix, times, values), len(times),
-                                               times[0] * 1000, times[-1] * 1000))
+                                blocks.append((metric, tsdb.series_lines(prefix, segments), count, first * 1000,
+                                               last * 1000))
                         for block in blocks:
                             writer.add_lines(*block)
                             result["points"] += block[2]

@@ -19,7 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
-import gzip
 import hashlib
 import itertools
 import json
@@ -27,6 +26,7 @@ import math
 import os
 import re
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.ferry.migrate.plugins.module_utils.archive import Gunzip
@@ -168,15 +168,52 @@ def point_line(metric, tags, timestamp_ms, value, prefix=None):
     return b"%s%d,\"value\":%s}" % (head, timestamp_ms, _number(value))
 
 
-def series_lines(prefix, times_s, values):
-    """The point lines of one series (``series_prefix`` bytes, times in s, float values), each ending in a newline.
+def series_lines(prefix, segments):
+    """The point lines of one series, each ending in a newline: the bytes :func:`point_line` makes, built
+    in one pass (converters emit millions).
 
-    The same bytes as :func:`point_line` per point, built in one pass: converters emit millions.
+    ``prefix`` is the series' :func:`series_prefix`; ``segments`` are ``(times, values, known)``: times in
+    seconds as a ``range``, float values, ``known`` None or a mask of the values to keep.
     """
-    text = "".join(itertools.chain.from_iterable(zip(
-        itertools.repeat(prefix.decode("utf-8")), map(str, times_s), itertools.repeat('000,"value":'), map(repr, values),
-        itertools.repeat("}\n"))))
-    return text.encode("utf-8")
+    glue = "}\n" + prefix.decode("utf-8")  # ends a line and starts the next: the one piece per point besides
+    parts = []                             # its stamp and its value
+    for times, values, known in segments:
+        stamps = _stamp_texts(times)
+        if known is not None:
+            stamps, values = itertools.compress(stamps, known), itertools.compress(values, known)
+        parts.append(zip(stamps, map(repr, values), itertools.repeat(glue)))
+    body = "".join(itertools.chain.from_iterable(itertools.chain.from_iterable(parts))).encode("utf-8")
+    return prefix + body[:len(body) - len(prefix)] if body else b""
+
+
+def segments_span(segments):
+    """(points, first, last) of :func:`series_lines` segments; first and last in seconds, None if no point."""
+    count, first, last = 0, None, None
+    for times, _values, known in segments:
+        if known is None:
+            begin, end, count = 0, len(times) - 1, count + len(times)
+        else:
+            begin, end, count = known.find(1), known.rfind(1), count + known.count(1)
+        if begin >= 0 and end >= 0 and len(times):
+            first = times[begin] if first is None else first
+            last = times[end]
+    return count, first, last
+
+
+_STAMP_TEXTS = {}
+_STAMP_CACHE_POINTS = 1 << 18  # about 20 MiB of stamp texts at most
+
+
+def _stamp_texts(times):
+    """``<ms>,"value":`` for each time (s) of a range. Kept for the next series: the data sources of a file,
+    and files updated in the same step, share their time lines."""
+    key = (times.start, times.stop, times.step)
+    texts = _STAMP_TEXTS.get(key)
+    if texts is None:
+        if sum(map(len, _STAMP_TEXTS.values())) + len(times) > _STAMP_CACHE_POINTS:
+            _STAMP_TEXTS.clear()
+        texts = _STAMP_TEXTS[key] = ['%d000,"value":' % stamp for stamp in times]
+    return texts
 
 
 def _number(value):
@@ -216,7 +253,7 @@ class BatchWriter:
         self.first = state.get("first")
         self.last = state.get("last")
         self.metrics = dict(state.get("metrics") or {})
-        self._lines = []
+        self._blocks = []  # lines not written yet, each block ending in a newline
         self._frame_points = 0  # points added since the last frame
         self.pending_bytes = 0  # bytes of add_lines blocks not written yet
         self._prefixes = {}
@@ -229,7 +266,7 @@ class BatchWriter:
         prefix = self._prefixes.get(key)
         if prefix is None:
             prefix = self._prefixes[key] = series_prefix(metric, tags)
-        self._lines.append(point_line(metric, tags, timestamp_ms, value, prefix))
+        self._blocks.append(point_line(metric, tags, timestamp_ms, value, prefix) + b"\n")
         self._frame_points += 1
         self.metrics[metric] = self.metrics.get(metric, 0) + 1
         self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
@@ -237,7 +274,7 @@ class BatchWriter:
 
     def add_lines(self, metric, lines, count, first, last):
         """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms."""
-        self._lines.append(lines[:-1])  # end_frame joins with newlines
+        self._blocks.append(lines)
         self._frame_points += count
         self.pending_bytes += len(lines)
         self.metrics[metric] = self.metrics.get(metric, 0) + count
@@ -246,13 +283,15 @@ class BatchWriter:
 
     def end_frame(self):
         """Make the points added so far durable; returns the checkpoint to record."""
-        if self._lines:
-            data = b"\n".join(self._lines) + b"\n"
-            self._handle.write(gzip.compress(data, self.level))
+        if self._blocks:
+            gzip_member = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+            for block in self._blocks:
+                self._handle.write(gzip_member.compress(block))
+            self._handle.write(gzip_member.flush())
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self.points += self._frame_points
-            self._lines = []
+            self._blocks = []
             self._frame_points = 0
             self.pending_bytes = 0
             self.offset = self._handle.tell()

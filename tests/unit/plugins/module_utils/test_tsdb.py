@@ -21,6 +21,9 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     plan_batches,
     point_line,
     read_batch_lines,
+    segments_span,
+    series_lines,
+    series_prefix,
 )
 
 DAY = 86400000
@@ -79,6 +82,19 @@ def test_point_lines_keep_integers_exact():
     assert parse_line(line) == ("a.b-c/d", (("sw", "00:00:01"),), JAN1 + 1, big)
     assert json.loads(line)["value"] == big
     assert parse_line(point_line("m", (), 1, 0.1))[3] == 0.1
+
+
+def test_series_lines_are_point_lines_of_the_known_values():
+    tags = (("device", "r\u00e9seau 1"), ("key", 'a"b'))
+    prefix = series_prefix("dev/m", tags)
+    segments = [(range(600, 1500, 300), [0.1, float("nan"), 2.5], bytearray(b"\1\0\1")),
+                (range(1500, 1800, 300), [1e300], None), (range(1800, 2400, 300), [7.0, 8.0], bytearray(2))]
+    expected = [point_line("dev/m", tags, 600000, 0.1), point_line("dev/m", tags, 1200000, 2.5),
+                point_line("dev/m", tags, 1500000, 1e300)]
+    for _twice in range(2):  # the second time with the stamps kept from the first
+        assert series_lines(prefix, segments) == b"".join(line + b"\n" for line in expected)
+    assert segments_span(segments) == (3, 600, 1500)
+    assert series_lines(prefix, segments[2:]) == b"" and segments_span(segments[2:]) == (0, None, None)
 
 
 def write_batch(directory, frames):

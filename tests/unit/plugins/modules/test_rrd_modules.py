@@ -313,7 +313,7 @@ def test_a_file_failing_half_way_leaves_none_of_its_points_in_the_batch(tmp_path
             return None
 
         def series(self, relative):
-            yield "m." + relative, {"device": "d"}, [1000, 1300], [1.0, 2.0]
+            yield "m." + relative, {"device": "d"}, [(range(1000, 1600, 300), [1.0, 2.0], None)]
             if relative == "bad.rrd":
                 raise FerryError("bad.rrd: broken in its second data source")
 
