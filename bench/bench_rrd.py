@@ -11,11 +11,13 @@ The trees end at the start of the current UTC day (rrd2whisper.py measures its w
 long ago would leave it nothing to do) and are kept in .run/bench for the day.
 """
 
+import gzip
 import json
 import os
 import shutil
 import sys
 import time
+import zlib
 
 from common import BENCH_DIR, ROOT, collection_env, fresh_dir, save_result, timed
 
@@ -100,15 +102,49 @@ def run_whisper(src, env, label):
 
 
 def run_tsdb(src, env):
+    sample = os.path.join(BENCH_DIR, "floor-sample.jsonl.gz")
+
     def once():
         work = fresh_dir(os.path.join(BENCH_DIR, "ferry-points"))
         result = run_module("rrd_to_tsdb", {"src": src, "dest": os.path.join(work, "points"), "workers": WORKERS,
                                             "state_dir": os.path.join(work, "state")}, env)
+        batches = sorted(entry for entry in os.listdir(os.path.join(work, "points")) if entry.endswith(".jsonl.gz"))
+        shutil.copyfile(os.path.join(work, "points", batches[0]), sample)
         shutil.rmtree(work, ignore_errors=True)
         points = result["counts"]["points"]
         return {"files": result["counts"]["files"], "points": points, "seconds": result["seconds"],
                 "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"]}
-    return rounds(once)
+    result = rounds(once)
+    # in a process of its own: a child's peak RSS counts its parent's at the fork, so this one must stay small
+    result["floor"] = json.loads(timed([sys.executable, os.path.abspath(__file__), "--floor", sample])[2])
+    os.unlink(sample)
+    return result
+
+
+def formatting_floor(path):
+    """The least a point costs here: its value's shortest exact text (repr) and its share of gzip level 1,
+    both single C calls, timed on the values and bytes of a batch written. WORKERS cores divided
+    by that cost bound the points/s of any converter writing this format on this machine."""
+    with open(path, "rb") as handle:
+        data = gzip.decompress(handle.read())
+    values = [json.loads(line)["value"] for line in data.splitlines()]
+
+    def best(function):
+        times = []
+        for _round in range(3):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return min(times) / len(values)
+
+    def compress():
+        member = zlib.compressobj(1, zlib.DEFLATED, 31)
+        return member.compress(data) + member.flush()
+
+    repr_s, gzip_s = best(lambda: "".join(map(repr, values))), best(compress)
+    return {"points": len(values), "bytes_per_point": round(len(data) / len(values), 1),
+            "repr_us": round(repr_s * 1e6, 2), "gzip_us": round(gzip_s * 1e6, 2),
+            "points_per_s_max": round(WORKERS / (repr_s + gzip_s))}
 
 
 def linked_tree(info, copies):
@@ -146,4 +182,7 @@ def main():
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2))
+    if sys.argv[1:2] == ["--floor"]:
+        print(json.dumps(formatting_floor(sys.argv[2])))
+    else:
+        print(json.dumps(main(), indent=2))

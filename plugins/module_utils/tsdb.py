@@ -201,7 +201,7 @@ def segments_span(segments):
 
 
 _STAMP_TEXTS = {}
-_STAMP_CACHE_POINTS = 1 << 18  # about 20 MiB of stamp texts at most
+_STAMP_CACHE_POINTS = 1 << 16  # about 5 MiB of stamp texts at most
 
 
 def _stamp_texts(times):
