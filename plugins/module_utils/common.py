@@ -44,7 +44,7 @@ def atomic_write_bytes(path, data, mode=0o644):
         os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
-        _remove_quietly(tmp)
+        remove_quietly(tmp)
         raise
     fsync_dir(directory)
 
@@ -65,7 +65,8 @@ def read_json(path, default=None):
         raise FerryError("%s is not valid JSON (%s): remove it or restore it from a backup" % (path, exc))
 
 
-def _remove_quietly(path):
+def remove_quietly(path):
+    """Remove a file if it is there; a temporary file left by a failed write, say."""
     try:
         os.unlink(path)
     except OSError:
@@ -79,6 +80,28 @@ def human_bytes(count):
             return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
         value /= 1024.0
     return "%d B" % count  # pragma: no cover
+
+
+def tree_files(root, suffixes):
+    """Relative paths of the files under ``root`` whose names end with one of ``suffixes``, sorted,
+    walked lazily one directory at a time (trees of millions of files)."""
+    root = os.path.abspath(root)
+    stack = [""]
+    while stack:
+        relative = stack.pop()
+        directory = os.path.join(root, relative) if relative else root
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            raise FerryError("cannot list %s: %s" % (directory, exc.strerror))
+        files = []
+        for entry in entries:
+            path = os.path.join(relative, entry.name) if relative else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(path)
+            elif entry.name.endswith(suffixes) and entry.is_file():
+                files.append(path)
+        yield from reversed(files)
 
 
 def sync_filesystem(path):

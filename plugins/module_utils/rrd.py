@@ -33,7 +33,7 @@ import operator
 import os
 from xml.etree import ElementTree
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs, tree_files
 
 try:
     import rrdtool
@@ -471,23 +471,7 @@ def _straddle(rates, unknown, archive, count, finer_start):
 
 def source_files(root, suffixes=(".rrd",) + tuple(".rrd" + s for s in XML_SUFFIXES)):
     """Relative paths of the RRD files (and dumps) under ``root``, sorted, walked lazily per directory."""
-    root = os.path.abspath(root)
-    stack = [""]
-    while stack:
-        relative = stack.pop()
-        directory = os.path.join(root, relative) if relative else root
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
-        except OSError as exc:
-            raise FerryError("cannot list %s: %s" % (directory, exc.strerror))
-        files = []
-        for entry in entries:
-            path = os.path.join(relative, entry.name) if relative else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(path)
-            elif entry.name.endswith(suffixes) and entry.is_file():
-                files.append(path)
-        yield from reversed(files)
+    return tree_files(root, suffixes)
 
 
 def strip_suffix(name):

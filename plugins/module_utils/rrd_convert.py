@@ -28,7 +28,7 @@ import time
 import zlib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, whisper
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, sync_filesystem
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, remove_quietly, sync_filesystem
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import STOP_FILE, Stopped, stop_requested
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
     STAMP_END,
@@ -454,7 +454,7 @@ class WhisperJob:
                 self._commit(renames)
             except OSError as exc:
                 for temp, _path in renames:
-                    _remove(temp)
+                    remove_quietly(temp)
                 for result in results:
                     result.setdefault("error", "%s: writing whisper files failed (%s)" % (result["file"], exc))
         return results
@@ -475,7 +475,7 @@ class WhisperJob:
                     self._one(rrd, relative, source, cf, result, renames)
         except (FerryError, OSError, ValueError, ZeroDivisionError) as exc:
             for temp, _path in renames[mark:]:
-                _remove(temp)
+                remove_quietly(temp)
             del renames[mark:]
             result["error"] = str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc)
         return result
@@ -523,30 +523,10 @@ class WhisperJob:
         for temp, path in renames:
             directory = os.path.dirname(path)
             if directory not in directories:
-                self._makedirs(directory)
+                whisper.make_dirs(directory, self.dir_mode, self.owner)
                 directories.add(directory)
             os.rename(temp, path)
         sync_filesystem(self.dest)
-
-    def _makedirs(self, directory):
-        if os.path.isdir(directory):
-            return
-        parent = os.path.dirname(directory)
-        if parent != directory:
-            self._makedirs(parent)
-        try:
-            os.mkdir(directory, self.dir_mode)
-        except FileExistsError:
-            return
-        if self.owner:
-            os.chown(directory, *self.owner)
-
-
-def _remove(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class TsdbJob:
@@ -869,10 +849,10 @@ class PointBatchJob:
                 writer.finish({"files": finished, "source": "rrd"})
             else:
                 writer.abort()
-                _remove(writer.partial)
+                remove_quietly(writer.partial)
         except BaseException:
             writer.abort()
-            _remove(writer.partial)
+            remove_quietly(writer.partial)
             raise
         return results
 
@@ -896,7 +876,7 @@ def points_done(dest, clean=True):
         return done
     for entry in os.listdir(dest):
         if clean and entry.startswith(".rrd-") and entry.endswith(".partial"):
-            _remove(os.path.join(dest, entry))
+            remove_quietly(os.path.join(dest, entry))
     for manifest in tsdb.finished_batches(dest):
         if manifest.get("source") == "rrd":
             done.update(dict.fromkeys(manifest.get("files") or ()))

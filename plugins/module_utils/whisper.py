@@ -24,14 +24,24 @@ __metaclass__ = type
 
 import array
 import configparser
+import errno
 import fcntl
 import math
 import os
 import re
+import shutil
 import struct
 import sys
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs, run_length, runs_of
+from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+    FerryError,
+    nan_runs,
+    remove_quietly,
+    run_length,
+    runs_of,
+    sync_filesystem,
+    tree_files,
+)
 
 HEADER = struct.Struct("!2LfL")
 ARCHIVE_INFO = struct.Struct("!3L")
@@ -201,28 +211,29 @@ def read_layout(handle, path):
     return layout
 
 
-def backfill(path, series_for):
+def backfill(path, series_for, dry_run=False):
     """Fill the empty slots of an existing whisper file, in place, under Carbon's flock.
 
     ``series_for(spp, points, aggregation, xff)`` gives (times, values) for one of the file's archives, or None.
     Only slots that are empty or hold a point older than that archive's window are written: newer
-    data is never overwritten, and a point already there wins. Returns the number of points written.
+    data is never overwritten, and a point already there wins. Returns the number of points written
+    (with ``dry_run``, that would be written; the file is then only read).
     """
     written = 0
-    with open(path, "r+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    with open(path, "rb" if dry_run else "r+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH if dry_run else fcntl.LOCK_EX)
         layout = read_layout(handle, path)
         for offset, (spp, points) in zip(layout.offsets, layout.archives):
             series = series_for(spp, points, layout.aggregation, layout.xff)
             if series is not None:
-                written += _backfill_archive(handle, offset, spp, points, series)
-        if written:
+                written += _backfill_archive(handle, offset, spp, points, series, dry_run)
+        if written and not dry_run:
             handle.flush()
             os.fsync(handle.fileno())
     return written
 
 
-def _backfill_archive(handle, offset, spp, points, series):
+def _backfill_archive(handle, offset, spp, points, series, dry_run=False):
     handle.seek(offset)
     stamps, _numbers = unpack_points(handle.read(points * POINT_SIZE))
     base = stamps[0]
@@ -247,10 +258,174 @@ def _backfill_archive(handle, offset, spp, points, series):
             continue  # a point of the window is there already: it wins
         stamps[slot] = stamp
         writes.append((slot, stamp, value))
-    for slot, stamp, value in writes:
+    for slot, stamp, value in writes if not dry_run else ():
         handle.seek(offset + slot * POINT_SIZE)
         handle.write(POINT.pack(stamp, value))
     return len(writes)
+
+
+# -- whisper to whisper --------------------------------------------------------------------------------------
+def read_points(path):
+    """(layout, per archive its points as (times, values) in time order) of a whisper file.
+
+    A slot counts when its stamp is on the archive's grid and within the archive's window of its newest
+    point, as whisper's own fetch reads it; older points left in the ring are not data any more.
+    """
+    with open(path, "rb") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        layout = read_layout(handle, path)
+        archives = []
+        for offset, (spp, points) in zip(layout.offsets, layout.archives):
+            handle.seek(offset)
+            stamps, numbers = unpack_points(handle.read(points * POINT_SIZE))
+            oldest = max(stamps) - (points - 1) * spp
+            pairs = sorted((t, v) for t, v in zip(stamps, numbers) if t and t >= oldest and t % spp == 0)
+            archives.append(([t for t, _v in pairs], [v for _t, v in pairs]))
+    return layout, archives
+
+
+def resample(times, values, spp, method, xff, step):
+    """Points of ``step`` seconds aggregated into slots of ``spp`` (a multiple of it), as Carbon would:
+    a slot gets a value when at least ``xff`` of its ``spp / step`` points are known."""
+    factor = spp // step
+    slots, known = [], []
+    for stamp, value in zip(times, values):
+        if math.isnan(value):
+            continue
+        slot = stamp - stamp % spp
+        if slots and slots[-1] == slot:
+            known[-1].append(value)
+        else:
+            slots.append(slot)
+            known.append([value])
+    keep = [(slot, group) for slot, group in zip(slots, known) if len(group) >= xff * factor]
+    return [slot for slot, _g in keep], [aggregate(method, group, factor) for _s, group in keep]
+
+
+def merge(src, dest, dry_run=False):
+    """Fill the empty slots of the whisper file ``dest`` from the whisper file ``src``; returns the points
+    written (that would be, with ``dry_run``).
+
+    Exact, unlike ``whisper-fill`` and ``update_many``: an archive takes the points of ``src``'s archive of
+    the same resolution as they are, and only where its own slots are empty (see :func:`backfill`); an
+    archive with no such twin takes, as Carbon aggregates, the next finer ``src`` archive dividing it,
+    with ``dest``'s own method and xFilesFactor. Nothing already in ``dest`` is changed, nor aggregated again.
+    """
+    layout, archives = read_points(src)
+    by_spp = dict(zip((spp for spp, _points in layout.archives), archives))
+
+    def series_for(spp, _points, method, xff):
+        if spp in by_spp:
+            return by_spp[spp]
+        finer = [step for step, _points in layout.archives if step < spp and spp % step == 0]
+        return resample(*by_spp[finer[-1]], spp, method, xff, finer[-1]) if finer else None
+    return backfill(dest, series_for, dry_run)
+
+
+INSTALL_COUNTS = ("files", "created", "merged", "unchanged", "already_installed", "points", "failed")
+INSTALLED_MARK = ".ferry-installed"  # in ``src``: made when an install started that then ended without failure
+
+
+def install_tree(src, dest, owner=None, mode=0o644, dir_mode=0o755, dry_run=False, everything=False, group_size=64):
+    """Place the whisper files under ``src`` (converted elsewhere) into Carbon's storage ``dest``.
+
+    A file missing in ``dest`` is copied under a temporary name, made durable with the rest of its group
+    (one file-system sync) and linked into place; one there already (Carbon writes it, or an earlier
+    install) is only filled by :func:`merge`. Every step is safe to repeat, so a killed install is run
+    again as it is. A file that arrived in ``src`` before the last install without failure, and is in
+    ``dest``, was merged then and is not read again, unless ``everything``. Returns (counts, failures).
+    """
+    counts = dict.fromkeys(INSTALL_COUNTS, 0)
+    failures, staged = [], []
+    mark = os.path.join(src, INSTALLED_MARK)
+    since = None if everything else _mtime_ns(mark)
+    if not dry_run:
+        with open(mark + ".new", "wb"):
+            pass  # its time, the file system's clock, is when this install started
+    for relative in tree_files(src, (".wsp",)):
+        if any(part.startswith(".ferry-") for part in relative.split(os.sep)):
+            continue  # a converter's staging directory that travelled along
+        counts["files"] += 1
+        try:
+            _install_file(os.path.join(src, relative), os.path.join(dest, relative), owner, mode, dir_mode, dry_run,
+                          since, counts, staged)
+        except (FerryError, OSError) as exc:
+            counts["failed"] += 1
+            failures.append(str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc))
+        if len(staged) >= group_size:
+            _commit_staged(dest, staged)
+    _commit_staged(dest, staged)
+    if not dry_run and not counts["failed"]:
+        os.rename(mark + ".new", mark)
+    return counts, failures
+
+
+def _mtime_ns(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _install_file(source, target, owner, mode, dir_mode, dry_run, since, counts, staged):
+    if os.path.exists(target):
+        if since is not None and os.stat(source).st_ctime_ns < since:
+            counts["already_installed"] += 1
+            return
+        written = merge(source, target, dry_run)
+        counts["merged" if written else "unchanged"] += 1
+        counts["points"] += written
+        return
+    read_layout_of(source)  # a damaged file fails here, by name, instead of being installed
+    counts["created"] += 1
+    if dry_run:
+        return
+    make_dirs(os.path.dirname(target), dir_mode, owner)
+    temp = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".ferry-tmp")
+    shutil.copyfile(source, temp)
+    os.chmod(temp, mode)
+    if owner:
+        os.chown(temp, *owner)
+    staged.append((temp, target))
+
+
+def _commit_staged(dest, staged):
+    """Sync the staged copies, rename them into place, sync the renames."""
+    if not staged:
+        return
+    sync_filesystem(dest)
+    for temp, target in staged:
+        try:
+            os.link(temp, target)  # unlike a rename, never replaces a file Carbon created meanwhile
+        except FileExistsError:
+            merge(temp, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            os.rename(temp, target)  # a file system without hard links
+        remove_quietly(temp)
+    sync_filesystem(dest)
+    del staged[:]
+
+
+def read_layout_of(path):
+    with open(path, "rb") as handle:
+        return read_layout(handle, path)
+
+
+def make_dirs(directory, mode=0o755, owner=None):
+    """``directory`` and its missing parents, each with ``mode`` and (uid, gid) ``owner``."""
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    if parent != directory:
+        make_dirs(parent, mode, owner)
+    try:
+        os.mkdir(directory, mode)
+    except FileExistsError:
+        return
+    if owner:
+        os.chown(directory, *owner)
 
 
 # -- resampling ----------------------------------------------------------------------------------------------

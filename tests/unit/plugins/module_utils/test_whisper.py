@@ -10,6 +10,7 @@ import os
 import re
 import struct
 import threading
+import time
 
 import pytest
 import whisper
@@ -504,3 +505,110 @@ def test_unreadable_rules_file(tmp_path, kind, problem):
 def test_whisper_path_makes_dots_directories(tmp_path):
     assert ferry_whisper.whisper_path(str(tmp_path), "a.b.c") == os.path.join(str(tmp_path), "a", "b", "c.wsp")
     assert ferry_whisper.whisper_path("/var/lib/graphite/whisper", "nav") == "/var/lib/graphite/whisper/nav.wsp"
+
+
+# -- whisper to whisper: merge and install -----------------------------------------------------------------------
+def converted(tmp_path, name="src.wsp", minutes_back=600):
+    """A file as rrd_to_whisper writes it: 60 s for 10 h and 300 s for 20 h, full, ending at T0 + 10 h."""
+    end = T0 + 36000
+    fine = stepped(60, [float(k) for k in range(minutes_back)], end - minutes_back * 60)
+    coarse = stepped(300, [1000.0 + k for k in range(240)], end - 240 * 300)
+    return write_file(tmp_path, [(60, 600), (300, 240)], [fine, coarse], name=name)
+
+
+def test_merge_fills_each_archive_exactly_and_keeps_what_is_there(tmp_path):
+    src = converted(tmp_path)
+    # Carbon's file: a third, coarser archive, and the last 30 minutes already written (propagated down)
+    newer = [(T0 + 36000 - k * 60, 5000.0 + k) for k in range(1, 31)]
+    dest = whisper_file(tmp_path, [(60, 600), (300, 240), (3600, 24)], newer, now=T0 + 36000)
+    before = [stored(dest, index) for index in range(3)]
+
+    written = ferry_whisper.merge(src, dest)
+
+    after = [stored(dest, index) for index in range(3)]
+    for index in range(3):
+        assert all(after[index][t] == v for t, v in before[index].items())  # nothing there changed
+    theirs = [stored(src, index) for index in range(2)]
+    for index in range(2):  # the twins' points, exactly, wherever the slot was free
+        assert dict((t, v) for t, v in after[index].items() if t not in before[index]) == \
+            dict((t, v) for t, v in theirs[index].items() if t not in before[index])
+    hours = dict((t, v) for t, v in after[2].items() if t not in before[2])
+    assert hours and all(v == sum(theirs[1][t + k * 300] for k in range(12)) / 12 for t, v in hours.items())
+    assert written == sum(len(after[i]) - len(before[i]) for i in range(3))
+    with open(dest, "rb") as handle:
+        data = handle.read()
+    assert ferry_whisper.merge(src, dest) == 0
+    with open(dest, "rb") as handle:
+        assert handle.read() == data
+
+
+def test_merge_dry_run_counts_without_writing(tmp_path):
+    src = converted(tmp_path)
+    dest = whisper_file(tmp_path, [(60, 600), (300, 240)])
+    with open(dest, "rb") as handle:
+        data = handle.read()
+    would = ferry_whisper.merge(src, dest, dry_run=True)
+    with open(dest, "rb") as handle:
+        assert handle.read() == data
+    assert would == ferry_whisper.merge(src, dest) == 600 + 240
+
+
+def tree_of(root, files):
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return str(root)
+
+
+def test_install_tree_creates_fills_and_then_has_nothing_to_do(tmp_path):
+    made = open(converted(tmp_path), "rb").read()
+    src = tree_of(tmp_path / "received", {"sw/ports/a.wsp": made, "sw/cpu.wsp": made, "bad.wsp": b"not whisper",
+                                          ".ferry-staging/x.wsp": made})
+    dest = tmp_path / "storage"
+    carbon = dest / "sw" / "cpu.wsp"
+    carbon.parent.mkdir(parents=True)
+    whisper.create(str(carbon), [(60, 600), (300, 240)])
+
+    counts, failures = ferry_whisper.install_tree(src, str(dest), dry_run=True)
+    assert not (dest / "sw" / "ports").exists() and stored(str(carbon)) == {}
+    assert counts == {"files": 3, "created": 1, "merged": 1, "unchanged": 0, "already_installed": 0, "points": 840,
+                      "failed": 1}
+
+    counts, failures = ferry_whisper.install_tree(src, str(dest))
+    assert counts == {"files": 3, "created": 1, "merged": 1, "unchanged": 0, "already_installed": 0, "points": 840,
+                      "failed": 1}
+    assert len(failures) == 1 and "bad.wsp is not a whisper file" in failures[0]
+    assert (dest / "sw" / "ports" / "a.wsp").read_bytes() == made
+    assert sorted(p.name for p in dest.rglob("*")) == ["a.wsp", "cpu.wsp", "ports", "sw"]  # no temporary left
+
+    counts, _failures = ferry_whisper.install_tree(src, str(dest))
+    assert (counts["created"], counts["merged"], counts["points"], counts["unchanged"]) == (0, 0, 0, 2)
+    assert not os.path.exists(os.path.join(src, ".ferry-installed"))  # bad.wsp failed: look at all again
+
+
+def test_install_reads_again_only_what_arrived_since_the_last_complete_install(tmp_path):
+    made = open(converted(tmp_path), "rb").read()
+    src = tree_of(tmp_path / "received", {"a.wsp": made, "b.wsp": made})
+    dest = str(tmp_path / "storage")
+    time.sleep(0.05)  # file times tick coarsely: a file as old as the mark counts as new (read again)
+    assert ferry_whisper.install_tree(src, dest)[0]["created"] == 2
+    assert ferry_whisper.install_tree(src, dest)[0]["already_installed"] == 2
+    time.sleep(0.05)
+    os.utime(os.path.join(src, "b.wsp"))  # received again: its ctime is newer than the mark
+    counts = ferry_whisper.install_tree(src, dest)[0]
+    assert (counts["already_installed"], counts["unchanged"]) == (1, 1)
+    assert ferry_whisper.install_tree(src, dest, everything=True)[0]["unchanged"] == 2
+
+
+def test_install_never_replaces_a_file_carbon_created_meanwhile(tmp_path):
+    src = converted(tmp_path)
+    target = str(tmp_path / "storage.wsp")
+    temp = str(tmp_path / ".storage.wsp.ferry-tmp")
+    with open(src, "rb") as handle, open(temp, "wb") as out:
+        out.write(handle.read())
+    newer = [(T0 + 36000 - 60, 42.0)]
+    whisper_file(tmp_path, [(60, 600), (300, 240)], newer, now=T0 + 36000, name="storage.wsp")
+    ferry_whisper._commit_staged(str(tmp_path), [(temp, target)])  # pylint: disable=protected-access
+    assert stored(target)[T0 + 36000 - 60] == 42.0 and len(stored(target)) == 600
+    assert not os.path.exists(temp)

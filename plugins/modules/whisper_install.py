@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: whisper_install
+short_description: Install whisper files converted elsewhere into Carbon's storage, filling existing ones exactly
+version_added: 0.1.0
+description:
+  - Places every whisper file under O(src) (for example files M(ferry.migrate.rrd_to_whisper) converted on
+    another host) at the same relative path under O(dest), Carbon's storage.
+  - A file missing in O(dest) is copied under a temporary name, made durable with the rest of its group by one
+    file-system sync, then linked into place, so Carbon never sees a partial file and a file Carbon created
+    in the meantime is never replaced.
+  - A file already in O(dest) (Carbon writes it, or an earlier install) is never overwritten. Under Carbon's
+    lock, each of its archives takes the points of the O(src) archive with the same resolution, only into its
+    empty slots; an archive with no such twin takes, as Carbon would, the next finer O(src) archive dividing
+    it, aggregated with the file's own method and xFilesFactor. Unlike C(whisper-fill), which writes through
+    C(whisper.update_many), nothing already in the file is aggregated again or changed.
+  - Every step is safe to repeat; a second run finds nothing to do and reports no change, a killed run is
+    simply run again. Files received since the last complete install are the only ones read again (see
+    O(force)), so a role run again with nothing new received is quick. A damaged file fails alone, named with the reason; the task fails at the end when more
+    than O(max_failed_files) failed.
+author:
+  - ferry.migrate maintainers (@ferry-migrate)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+options:
+  src:
+    description: Directory of the whisper files to install; directories named C(.ferry-*) are left out.
+    type: path
+    required: true
+  dest:
+    description: Carbon's storage directory (C(LOCAL_DATA_DIR), for example C(/var/lib/graphite/whisper)).
+    type: path
+    required: true
+  owner:
+    description: Owner (name or uid) of the files and directories created; by default the user running the module.
+    type: str
+  group:
+    description: Group (name or gid) of the files and directories created.
+    type: str
+  mode:
+    description: Permissions of the files created, octal; directories get the matching execute bits.
+    type: raw
+    default: "0644"
+  max_failed_files:
+    description: How many files may fail before the task fails (all of them are listed in RV(failed_files)).
+    type: int
+    default: 0
+  force:
+    description:
+      - Read every file of O(src) again. Otherwise a file that arrived before the last install that ended
+        without failure, and is in O(dest), is not read again (it was filled then); C(src/.ferry-installed)
+        marks when that install started.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: Reports which files would be created and how many points would be filled, reading only.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""
+
+EXAMPLES = r"""
+- name: Install the whisper files converted on the NAV 3 host
+  ferry.migrate.whisper_install:
+    src: /var/tmp/ferry/received/whisper
+    dest: /var/lib/graphite/whisper
+    owner: _graphite
+    group: _graphite
+"""
+
+RETURN = r"""
+counts:
+  description:
+    - C(files) looked at, C(created) in O(dest), C(merged) (existing files that received points), C(unchanged)
+      (existing files lacking nothing), C(already_installed) (filled by an earlier install, not read again),
+      C(points) filled into existing files and C(failed) files.
+  returned: always
+  type: dict
+  sample: {"files": 1362, "created": 1200, "merged": 150, "unchanged": 12, "already_installed": 0, "points": 482113,
+           "failed": 0}
+failed_files:
+  description: The first 50 files that failed, each with its reason.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import SAMPLE_LIMIT, resolve_owner
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import parse_mode
+from ansible_collections.ferry.migrate.plugins.module_utils.whisper import install_tree
+
+
+def run_install(params, check_mode):
+    mode = parse_mode(params["mode"])
+    if not os.path.isdir(params["src"]):
+        raise FerryError("%s is not a directory" % params["src"])
+    counts, failures = install_tree(params["src"], params["dest"], resolve_owner(params["owner"], params["group"]),
+                                    mode, mode | (mode & 0o444) >> 2, dry_run=check_mode, everything=params["force"])
+    result = {"changed": counts["created"] + counts["points"] > 0, "counts": counts,
+              "failed_files": failures[:SAMPLE_LIMIT]}
+    allowed = params["max_failed_files"]
+    if counts["failed"] > allowed:
+        result["msg"] = "%s of %s whisper files failed to install (more than max_failed_files=%s), the first: %s" % (
+            counts["failed"], counts["files"], allowed, failures[0])
+    return result
+
+
+def argument_spec():
+    return dict(
+        src=dict(type="path", required=True),
+        dest=dict(type="path", required=True),
+        owner=dict(type="str"),
+        group=dict(type="str"),
+        mode=dict(type="raw", default="0644"),
+        max_failed_files=dict(type="int", default=0),
+        force=dict(type="bool", default=False),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = run_install(module.params, module.check_mode)
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("msg"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
