@@ -23,6 +23,18 @@ class FerryError(Exception):
     """An error an operator can act on: the message names the cause and the object."""
 
 
+def exit_with(module, run):
+    """End an Ansible module with the result of ``run()``: failed when it raises :class:`FerryError` or its
+    result carries a ``msg``."""
+    try:
+        result = run()
+    except FerryError as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("msg"):
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
 def fsync_dir(path):
     """Persist a rename or a new entry in ``path``; without it a crash can lose the entry."""
     fd = os.open(path, os.O_RDONLY)

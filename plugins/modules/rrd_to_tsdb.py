@@ -170,7 +170,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import http_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     RESUME,
@@ -282,13 +282,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
-    try:
-        result = run_convert(module.params, module.check_mode)
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    if result.get("msg"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with(module, lambda: run_convert(module.params, module.check_mode))
 
 
 if __name__ == "__main__":

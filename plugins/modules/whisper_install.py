@@ -100,7 +100,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import SAMPLE_LIMIT, resolve_owner
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import parse_mode
 from ansible_collections.ferry.migrate.plugins.module_utils.whisper import install_tree
@@ -135,13 +135,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        result = run_install(module.params, module.check_mode)
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    if result.get("msg"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with(module, lambda: run_install(module.params, module.check_mode))
 
 
 if __name__ == "__main__":
