@@ -322,18 +322,20 @@ def merge(src, dest, dry_run=False):
     return backfill(dest, series_for, dry_run)
 
 
-INSTALL_COUNTS = ("files", "created", "merged", "unchanged", "already_installed", "points", "failed")
+INSTALL_COUNTS = ("files", "created", "merged", "up_to_date", "already_installed", "points", "failed")
 INSTALLED_MARK = ".ferry-installed"  # in ``src``: made when an install started that then ended without failure
 
 
-def install_tree(src, dest, owner=None, mode=0o644, dir_mode=0o755, dry_run=False, everything=False, group_size=64):
+def install_tree(src, dest, owner=None, mode=0o644, dir_mode=0o755, dry_run=False, everything=False, progress=None,
+                 group_size=64):
     """Place the whisper files under ``src`` (converted elsewhere) into Carbon's storage ``dest``.
 
     A file missing in ``dest`` is copied under a temporary name, made durable with the rest of its group
     (one file-system sync) and linked into place; one there already (Carbon writes it, or an earlier
     install) is only filled by :func:`merge`. Every step is safe to repeat, so a killed install is run
     again as it is. A file that arrived in ``src`` before the last install without failure, and is in
-    ``dest``, was merged then and is not read again, unless ``everything``. Returns (counts, failures).
+    ``dest``, was merged then and is not read again, unless ``everything``. ``progress(files done)`` is
+    called after each group. Returns (counts, failures).
     """
     counts = dict.fromkeys(INSTALL_COUNTS, 0)
     failures, staged = [], []
@@ -352,9 +354,13 @@ def install_tree(src, dest, owner=None, mode=0o644, dir_mode=0o755, dry_run=Fals
         except (FerryError, OSError) as exc:
             counts["failed"] += 1
             failures.append(str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc))
-        if len(staged) >= group_size:
+        if len(staged) >= group_size or counts["files"] % group_size == 0:
             _commit_staged(dest, staged)
+            if progress:
+                progress(counts["files"])
     _commit_staged(dest, staged)
+    if progress:
+        progress(counts["files"])
     if not dry_run and not counts["failed"]:
         os.rename(mark + ".new", mark)
     return counts, failures
@@ -373,7 +379,7 @@ def _install_file(source, target, owner, mode, dir_mode, dry_run, since, counts,
             counts["already_installed"] += 1
             return
         written = merge(source, target, dry_run)
-        counts["merged" if written else "unchanged"] += 1
+        counts["merged" if written else "up_to_date"] += 1
         counts["points"] += written
         return
     read_layout_of(source)  # a damaged file fails here, by name, instead of being installed

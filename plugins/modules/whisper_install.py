@@ -53,6 +53,17 @@ options:
     description: How many files may fail before the task fails (all of them are listed in RV(failed_files)).
     type: int
     default: 0
+  state_dir:
+    description:
+      - The migration's state directory. When set, the install is recorded there as step O(step) (running with
+        the files done so far, then complete or failed with its counts), which
+        M(ferry.migrate.migration_status) shows. The install always runs; a complete record is no reason to
+        skip it, files received since are (see O(force)).
+    type: path
+  step:
+    description: The name of the step recorded in O(state_dir).
+    type: str
+    default: whisper_install
   force:
     description:
       - Read every file of O(src) again. Otherwise a file that arrived before the last install that ended
@@ -82,12 +93,12 @@ EXAMPLES = r"""
 RETURN = r"""
 counts:
   description:
-    - C(files) looked at, C(created) in O(dest), C(merged) (existing files that received points), C(unchanged)
+    - C(files) looked at, C(created) in O(dest), C(merged) (existing files that received points), C(up_to_date)
       (existing files lacking nothing), C(already_installed) (filled by an earlier install, not read again),
       C(points) filled into existing files and C(failed) files.
   returned: always
   type: dict
-  sample: {"files": 1362, "created": 1200, "merged": 150, "unchanged": 12, "already_installed": 0, "points": 482113,
+  sample: {"files": 1362, "created": 1200, "merged": 150, "up_to_date": 12, "already_installed": 0, "points": 482113,
            "failed": 0}
 failed_files:
   description: The first 50 files that failed, each with its reason.
@@ -96,11 +107,13 @@ failed_files:
   elements: str
 """
 
+import functools
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal, fingerprint
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import SAMPLE_LIMIT, resolve_owner
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import parse_mode
 from ansible_collections.ferry.migrate.plugins.module_utils.whisper import install_tree
@@ -110,8 +123,22 @@ def run_install(params, check_mode):
     mode = parse_mode(params["mode"])
     if not os.path.isdir(params["src"]):
         raise FerryError("%s is not a directory" % params["src"])
-    counts, failures = install_tree(params["src"], params["dest"], resolve_owner(params["owner"], params["group"]),
-                                    mode, mode | (mode & 0o444) >> 2, dry_run=check_mode, everything=params["force"])
+    install = functools.partial(install_tree, params["src"], params["dest"],
+                                resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2,
+                                dry_run=check_mode, everything=params["force"])
+    if not params["state_dir"] or check_mode:
+        return _result(params, *install())
+    step = Journal(params["state_dir"]).step(params["step"])
+    with step.begin(fingerprint([os.path.abspath(params["src"]), os.path.abspath(params["dest"])]), unit="files"):
+        result = _result(params, *install(progress=step.progress))
+        if result.get("msg"):
+            step.fail(result["msg"], result["counts"])
+        else:
+            step.complete(result["counts"])
+    return result
+
+
+def _result(params, counts, failures):
     result = {"changed": counts["created"] + counts["points"] > 0, "counts": counts,
               "failed_files": failures[:SAMPLE_LIMIT]}
     allowed = params["max_failed_files"]
@@ -130,6 +157,8 @@ def argument_spec():
         mode=dict(type="raw", default="0644"),
         max_failed_files=dict(type="int", default=0),
         force=dict(type="bool", default=False),
+        state_dir=dict(type="path"),
+        step=dict(type="str", default="whisper_install"),
     )
 
 

@@ -572,18 +572,18 @@ def test_install_tree_creates_fills_and_then_has_nothing_to_do(tmp_path):
 
     counts, failures = ferry_whisper.install_tree(src, str(dest), dry_run=True)
     assert not (dest / "sw" / "ports").exists() and stored(str(carbon)) == {}
-    assert counts == {"files": 3, "created": 1, "merged": 1, "unchanged": 0, "already_installed": 0, "points": 840,
+    assert counts == {"files": 3, "created": 1, "merged": 1, "up_to_date": 0, "already_installed": 0, "points": 840,
                       "failed": 1}
 
     counts, failures = ferry_whisper.install_tree(src, str(dest))
-    assert counts == {"files": 3, "created": 1, "merged": 1, "unchanged": 0, "already_installed": 0, "points": 840,
+    assert counts == {"files": 3, "created": 1, "merged": 1, "up_to_date": 0, "already_installed": 0, "points": 840,
                       "failed": 1}
     assert len(failures) == 1 and "bad.wsp is not a whisper file" in failures[0]
     assert (dest / "sw" / "ports" / "a.wsp").read_bytes() == made
     assert sorted(p.name for p in dest.rglob("*")) == ["a.wsp", "cpu.wsp", "ports", "sw"]  # no temporary left
 
     counts, _failures = ferry_whisper.install_tree(src, str(dest))
-    assert (counts["created"], counts["merged"], counts["points"], counts["unchanged"]) == (0, 0, 0, 2)
+    assert (counts["created"], counts["merged"], counts["points"], counts["up_to_date"]) == (0, 0, 0, 2)
     assert not os.path.exists(os.path.join(src, ".ferry-installed"))  # bad.wsp failed: look at all again
 
 
@@ -597,8 +597,8 @@ def test_install_reads_again_only_what_arrived_since_the_last_complete_install(t
     time.sleep(0.05)
     os.utime(os.path.join(src, "b.wsp"))  # received again: its ctime is newer than the mark
     counts = ferry_whisper.install_tree(src, dest)[0]
-    assert (counts["already_installed"], counts["unchanged"]) == (1, 1)
-    assert ferry_whisper.install_tree(src, dest, everything=True)[0]["unchanged"] == 2
+    assert (counts["already_installed"], counts["up_to_date"]) == (1, 1)
+    assert ferry_whisper.install_tree(src, dest, everything=True)[0]["up_to_date"] == 2
 
 
 def test_install_never_replaces_a_file_carbon_created_meanwhile(tmp_path):
