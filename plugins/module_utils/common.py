@@ -23,13 +23,15 @@ class FerryError(Exception):
     """An error an operator can act on: the message names the cause and the object."""
 
 
-def exit_with(module, run):
+def exit_with(module, run, warnings=None):
     """End an Ansible module with the result of ``run()``: failed when it raises :class:`FerryError` or its
-    result carries a ``msg``."""
+    result carries a ``msg``; ``warnings(result)`` lists what to warn of first."""
     try:
         result = run()
     except FerryError as exc:
         module.fail_json(msg=str(exc))
+    for warning in warnings(result) if warnings else ():
+        module.warn(warning)
     if result.get("msg"):
         module.fail_json(**result)
     module.exit_json(**result)

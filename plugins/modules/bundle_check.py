@@ -181,7 +181,7 @@ inventory:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     SKIP,
     Journal,
@@ -253,13 +253,8 @@ def main():
     )
     argument_spec.update(state_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = check_bundle(module.params, module.check_mode)
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.get("inventory", {}).get("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    exit_with(module, lambda: check_bundle(module.params, module.check_mode),
+              lambda result: result.get("inventory", {}).get("warnings", []))
 
 
 if __name__ == "__main__":

@@ -199,7 +199,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, file_sha256
+from ansible_collections.ferry.migrate.plugins.module_utils.common import exit_with, file_sha256
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
@@ -264,15 +264,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
-    try:
-        result = run_convert(module.params, module.check_mode)
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    if result.get("counts", {}).get("warnings"):
-        module.warn("%d conversion warning(s), the first: %s" % (result["counts"]["warnings"], result["file_warnings"][0]))
-    if result.get("msg"):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    exit_with(module, lambda: run_convert(module.params, module.check_mode), warnings)
+
+
+def warnings(result):
+    count = result.get("counts", {}).get("warnings")
+    return ["%d conversion warning(s), the first: %s" % (count, result["file_warnings"][0])] if count else []
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import client_from_params, http_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     RESUME,
@@ -254,11 +254,7 @@ def main():
     argument_spec.update(state_argument_spec())
     argument_spec.update(http_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    try:
-        result = run_dump(module.params, module.check_mode)
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    exit_with(module, lambda: run_dump(module.params, module.check_mode))
 
 
 if __name__ == "__main__":
