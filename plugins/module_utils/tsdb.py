@@ -194,7 +194,7 @@ def segments_span(segments):
             begin, end, count = 0, len(times) - 1, count + len(times)
         else:
             begin, end, count = known.find(1), known.rfind(1), count + known.count(1)
-        if begin >= 0 and end >= 0 and len(times):
+        if end >= 0:  # a known point in this segment
             first = times[begin] if first is None else first
             last = times[end]
     return count, first, last
@@ -202,6 +202,7 @@ def segments_span(segments):
 
 _STAMP_TEXTS = {}
 _STAMP_CACHE_POINTS = 1 << 16  # about 5 MiB of stamp texts at most
+_stamps_cached = [0]
 
 
 def _stamp_texts(times):
@@ -210,9 +211,11 @@ def _stamp_texts(times):
     key = (times.start, times.stop, times.step)
     texts = _STAMP_TEXTS.get(key)
     if texts is None:
-        if sum(map(len, _STAMP_TEXTS.values())) + len(times) > _STAMP_CACHE_POINTS:
+        if _stamps_cached[0] + len(times) > _STAMP_CACHE_POINTS:
             _STAMP_TEXTS.clear()
+            _stamps_cached[0] = 0
         texts = _STAMP_TEXTS[key] = ['%d000,"value":' % stamp for stamp in times]
+        _stamps_cached[0] += len(texts)
     return texts
 
 
@@ -253,7 +256,8 @@ class BatchWriter:
         self.first = state.get("first")
         self.last = state.get("last")
         self.metrics = dict(state.get("metrics") or {})
-        self._blocks = []  # lines not written yet, each block ending in a newline
+        self._lines = []  # single lines (add) not joined into a block yet
+        self._blocks = []  # blocks of lines not written yet, each ending in a newline
         self._frame_points = 0  # points added since the last frame
         self.pending_bytes = 0  # bytes of add_lines blocks not written yet
         self._prefixes = {}
@@ -266,7 +270,7 @@ class BatchWriter:
         prefix = self._prefixes.get(key)
         if prefix is None:
             prefix = self._prefixes[key] = series_prefix(metric, tags)
-        self._blocks.append(point_line(metric, tags, timestamp_ms, value, prefix) + b"\n")
+        self._lines.append(point_line(metric, tags, timestamp_ms, value, prefix))
         self._frame_points += 1
         self.metrics[metric] = self.metrics.get(metric, 0) + 1
         self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
@@ -274,6 +278,7 @@ class BatchWriter:
 
     def add_lines(self, metric, lines, count, first, last):
         """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms."""
+        self._join_lines()
         self._blocks.append(lines)
         self._frame_points += count
         self.pending_bytes += len(lines)
@@ -283,6 +288,7 @@ class BatchWriter:
 
     def end_frame(self):
         """Make the points added so far durable; returns the checkpoint to record."""
+        self._join_lines()
         if self._blocks:
             gzip_member = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # wbits 31: a gzip member
             for block in self._blocks:
@@ -296,6 +302,12 @@ class BatchWriter:
             self.pending_bytes = 0
             self.offset = self._handle.tell()
         return self.checkpoint()
+
+    def _join_lines(self):
+        """The single lines added since the last block, as one block: one compress call, not one a point."""
+        if self._lines:
+            self._blocks.append(b"\n".join(self._lines) + b"\n")
+            self._lines = []
 
     def checkpoint(self):
         return {"offset": self.offset, "points": self.points, "first": self.first, "last": self.last,

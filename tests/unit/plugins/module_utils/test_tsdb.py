@@ -97,6 +97,20 @@ def test_series_lines_are_point_lines_of_the_known_values():
     assert series_lines(prefix, segments[2:]) == b"" and segments_span(segments[2:]) == (0, None, None)
 
 
+def test_single_points_and_series_blocks_keep_their_order(tmp_path):
+    writer = BatchWriter(str(tmp_path), batch_name(0, 1000))
+    writer.add("a", (), 1000, 1.0)
+    writer.add_lines("b", series_lines(series_prefix("b", ()), [(range(2, 4), [2.0, 3.0], None)]), 2, 2000, 3000)
+    writer.add("a", (), 4000, 4.0)
+    writer.end_frame()
+    writer.add("a", (), 5000, 5.0)
+    manifest = writer.finish()
+    lines = [parse_line(line) for line in read_batch_lines(finished_batches(str(tmp_path))[0])]
+    assert [(m, t, v) for m, _tags, t, v in lines] == [("a", 1000, 1.0), ("b", 2000, 2.0), ("b", 3000, 3.0),
+                                                       ("a", 4000, 4.0), ("a", 5000, 5.0)]
+    assert manifest["points"] == 5 and manifest["metrics"] == {"a": 3, "b": 2}
+
+
 def write_batch(directory, frames):
     writer = BatchWriter(str(directory), batch_name(0, 1000))
     for frame in frames:
