@@ -374,10 +374,13 @@ def _mtime_ns(path):
 
 
 def _install_file(source, target, owner, mode, dir_mode, dry_run, since, counts, staged):
+    temp = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".ferry-tmp")
     if os.path.exists(target):
         if since is not None and os.stat(source).st_ctime_ns < since:
             counts["already_installed"] += 1
             return
+        if not dry_run:
+            remove_quietly(temp)  # a run killed between linking the file and removing its temporary name
         written = merge(source, target, dry_run)
         counts["merged" if written else "up_to_date"] += 1
         counts["points"] += written
@@ -387,7 +390,6 @@ def _install_file(source, target, owner, mode, dir_mode, dry_run, since, counts,
     if dry_run:
         return
     make_dirs(os.path.dirname(target), dir_mode, owner)
-    temp = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".ferry-tmp")
     shutil.copyfile(source, temp)
     os.chmod(temp, mode)
     if owner:

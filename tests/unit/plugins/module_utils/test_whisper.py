@@ -612,3 +612,14 @@ def test_install_never_replaces_a_file_carbon_created_meanwhile(tmp_path):
     ferry_whisper._commit_staged(str(tmp_path), [(temp, target)])  # pylint: disable=protected-access
     assert stored(target)[T0 + 36000 - 60] == 42.0 and len(stored(target)) == 600
     assert not os.path.exists(temp)
+
+
+def test_install_removes_the_temporary_name_a_killed_run_left(tmp_path):
+    made = open(converted(tmp_path), "rb").read()
+    src = tree_of(tmp_path / "received", {"a.wsp": made})
+    dest = tmp_path / "storage"
+    dest.mkdir()
+    (dest / "a.wsp").write_bytes(made)  # linked into place, then killed before the unlink
+    (dest / ".a.wsp.ferry-tmp").write_bytes(made)
+    assert ferry_whisper.install_tree(src, str(dest))[0]["up_to_date"] == 1
+    assert sorted(p.name for p in dest.iterdir()) == ["a.wsp"]
