@@ -106,7 +106,7 @@ class RrdFile:
         self.sources = sources
         self.archives = archives
         self._columns = columns or {}  # archive index -> one array('d') per data source, NaN = unknown
-        self._raw = raw                # (file bytes, archive index -> (offset, cur_row)) for .rrd files
+        self._raw = raw                # (path, archive index -> (offset, cur_row)) for .rrd files
         self._unknown = {}
 
     @classmethod
