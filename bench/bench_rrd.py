@@ -3,7 +3,8 @@
 Baseline: graphite's rrd2whisper.py (PyPI whisper), one process per file, one file after the other, as users
           run it over a tree (a distinct --destinationPath per file, or Zenoss's same-named files collide).
 ferry:    the rrd_to_whisper module run as Ansible runs it (python rrd_to_whisper.py ARGS.json), 2 workers;
-          then rrd_to_tsdb (point files) on the Zenoss tree.
+          then rrd_to_tsdb (point files) on the Zenoss tree, with its optional accelerators (orjson, isal)
+          and without them (hidden from the module's process).
 Memory:   ferry again on a tree four times as large (the same files linked four times): the peak RSS must not
           grow with the number of files.
 
@@ -68,12 +69,18 @@ def run_baseline(paths):
             "peak_rss_mib": round(rss, 1)}
 
 
-def run_module(name, args, env):
+# runs a module with the accelerators hidden: an import of a name set to None in sys.modules fails
+WITHOUT_ACCELERATORS = ("import runpy, sys; sys.modules.update(orjson=None, isal=None); sys.argv = sys.argv[1:]; "
+                        "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def run_module(name, args, env, accelerators=True):
     """One module run as Ansible runs it; returns its result with seconds and peak RSS."""
     args_path = os.path.join(BENCH_DIR, name + "-args.json")
     with open(args_path, "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
-    seconds, rss, out = timed([sys.executable, os.path.join(MODULES, name + ".py"), args_path], env=env)
+    head = [sys.executable] if accelerators else [sys.executable, "-c", WITHOUT_ACCELERATORS]
+    seconds, rss, out = timed(head + [os.path.join(MODULES, name + ".py"), args_path], env=env)
     result = json.loads(out)
     if result.get("failed"):
         raise RuntimeError("%s failed: %s" % (name, result.get("msg")))
@@ -101,13 +108,15 @@ def run_whisper(src, env, label):
     return rounds(once)
 
 
-def run_tsdb(src, env):
+def run_tsdb(src, env, accelerators=True):
     sample = os.path.join(BENCH_DIR, "floor-sample.jsonl.gz")
 
     def once():
         work = fresh_dir(os.path.join(BENCH_DIR, "ferry-points"))
         result = run_module("rrd_to_tsdb", {"src": src, "dest": os.path.join(work, "points"), "workers": WORKERS,
-                                            "state_dir": os.path.join(work, "state")}, env)
+                                            "state_dir": os.path.join(work, "state")}, env, accelerators)
+        if result["accelerators"] != {"orjson": accelerators, "isal": accelerators}:
+            raise RuntimeError("rrd_to_tsdb ran with accelerators %s" % result["accelerators"])
         batches = sorted(entry for entry in os.listdir(os.path.join(work, "points")) if entry.endswith(".jsonl.gz"))
         shutil.copyfile(os.path.join(work, "points", batches[0]), sample)
         shutil.rmtree(work, ignore_errors=True)
@@ -115,6 +124,9 @@ def run_tsdb(src, env):
         return {"files": result["counts"]["files"], "points": points, "seconds": result["seconds"],
                 "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"]}
     result = rounds(once)
+    if not accelerators:
+        os.unlink(sample)
+        return result
     # in a process of its own: a child's peak RSS counts its parent's at the fork, so this one must stay small
     result["floor"] = json.loads(timed([sys.executable, os.path.abspath(__file__), "--floor", sample])[2])
     os.unlink(sample)
@@ -122,9 +134,12 @@ def run_tsdb(src, env):
 
 
 def formatting_floor(path):
-    """The least a point costs here: its value's shortest exact text (repr) and its share of gzip level 1,
-    both single C calls, timed on the values and bytes of a batch written. WORKERS cores divided
-    by that cost bound the points/s of any converter writing this format on this machine."""
+    """The least a point costs here: its value's shortest exact text and its share of gzip, each a single C
+    call over the values and bytes of a batch written, with Python alone (repr, zlib level 1) and with the
+    accelerators (orjson, isal level 1). WORKERS cores divided by that cost bound the points/s of any
+    converter writing this format on this machine."""
+    import orjson  # pylint: disable=import-outside-toplevel
+    from isal import isal_zlib  # pylint: disable=import-outside-toplevel
     with open(path, "rb") as handle:
         data = gzip.decompress(handle.read())
     values = [json.loads(line)["value"] for line in data.splitlines()]
@@ -137,14 +152,17 @@ def formatting_floor(path):
             times.append(time.perf_counter() - started)
         return min(times) / len(values)
 
-    def compress():
-        member = zlib.compressobj(1, zlib.DEFLATED, 31)
+    def compress(library):
+        member = library.compressobj(1, library.DEFLATED, 31)
         return member.compress(data) + member.flush()
 
-    repr_s, gzip_s = best(lambda: "".join(map(repr, values))), best(compress)
-    return {"points": len(values), "bytes_per_point": round(len(data) / len(values), 1),
-            "repr_us": round(repr_s * 1e6, 2), "gzip_us": round(gzip_s * 1e6, 2),
-            "points_per_s_max": round(WORKERS / (repr_s + gzip_s))}
+    out = {"points": len(values), "bytes_per_point": round(len(data) / len(values), 1)}
+    for way, text, deflate in (("plain", lambda: "".join(map(repr, values)), zlib),
+                               ("accelerated", lambda: orjson.dumps(values), isal_zlib)):
+        text_s, gzip_s = best(text), best(lambda library=deflate: compress(library))
+        out[way] = {"text_us": round(text_s * 1e6, 3), "gzip_us": round(gzip_s * 1e6, 3),
+                    "points_per_s_max": round(WORKERS / (text_s + gzip_s))}
+    return out
 
 
 def linked_tree(info, copies):
@@ -174,6 +192,7 @@ def main():
     result["ferry_whisper_4x_files"] = run_whisper(big, env, "4x")
     shutil.rmtree(big, ignore_errors=True)
     result["ferry_tsdb_zenoss"] = run_tsdb(trees["zenoss"]["root"], env)
+    result["ferry_tsdb_zenoss_without_accelerators"] = run_tsdb(trees["zenoss"]["root"], env, accelerators=False)
     result["ferry_tsdb_points_per_s"] = result["ferry_tsdb_zenoss"]["points_per_s"]
     result["ok"] = (result["ratio"] >= TARGETS["ratio_min"] and ferry_rate >= TARGETS["files_per_s_min"]
                     and result["ferry_tsdb_points_per_s"] >= TARGETS["points_per_s_min"])

@@ -38,6 +38,17 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import (
     read_json,
 )
 
+# Optional accelerators, same points either way: orjson writes the shortest text that reads back as the same
+# double about 7x faster than repr, ISA-L's deflate (isal) writes standard gzip about 7x faster than zlib.
+try:
+    import orjson
+except ImportError:
+    orjson = None
+try:
+    from isal import isal_zlib as deflate
+except ImportError:
+    deflate = zlib
+
 DATA_SUFFIX = ".jsonl.gz"
 MANIFEST_SUFFIX = ".json"
 FORMAT_VERSION = 1
@@ -175,15 +186,29 @@ def series_lines(prefix, segments):
     ``prefix`` is the series' :func:`series_prefix`; ``segments`` are ``(times, values, known)``: times in
     seconds as a ``range``, float values, ``known`` None or a mask of the values to keep.
     """
-    glue = "}\n" + prefix.decode("utf-8")  # ends a line and starts the next: the one piece per point besides
-    parts = []                             # its stamp and its value
+    heads = []  # per point: its stamp and value, one piece; the glue ends a line and starts the next
     for times, values, known in segments:
         stamps = _stamp_texts(times)
         if known is not None:
             stamps, values = itertools.compress(stamps, known), itertools.compress(values, known)
-        parts.append(zip(stamps, map(repr, values), itertools.repeat(glue)))
-    body = "".join(itertools.chain.from_iterable(itertools.chain.from_iterable(parts))).encode("utf-8")
-    return prefix + body[:len(body) - len(prefix)] if body else b""
+        heads.append(map(b"".join, zip(stamps, value_texts(values))))
+    body = (b"}\n" + prefix).join(itertools.chain.from_iterable(heads))
+    return prefix + body + b"}\n" if body else b""
+
+
+def value_texts(values):
+    """Each float's shortest text that reads back as the same double (JSON), as bytes."""
+    values = list(values)
+    if not values:
+        return []
+    if orjson is not None:
+        return orjson.dumps(values)[1:-1].split(b",")
+    return " ".join(map(repr, values)).encode("ascii").split(b" ")
+
+
+def accelerators():
+    """Which optional accelerators this host has (reported by the modules: they change speed, not output)."""
+    return {"orjson": orjson is not None, "isal": deflate is not zlib}
 
 
 def segments_span(segments):
@@ -214,7 +239,7 @@ def _stamp_texts(times):
         if _stamps_cached[0] + len(times) > _STAMP_CACHE_POINTS:
             _STAMP_TEXTS.clear()
             _stamps_cached[0] = 0
-        texts = _STAMP_TEXTS[key] = ['%d000,"value":' % stamp for stamp in times]
+        texts = _STAMP_TEXTS[key] = [b'%d000,"value":' % stamp for stamp in times]
         _stamps_cached[0] += len(texts)
     return texts
 
@@ -290,7 +315,7 @@ class BatchWriter:
         """Make the points added so far durable; returns the checkpoint to record."""
         self._join_lines()
         if self._blocks:
-            gzip_member = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+            gzip_member = deflate.compressobj(self.level, deflate.DEFLATED, 31)  # wbits 31: a gzip member
             for block in self._blocks:
                 self._handle.write(gzip_member.compress(block))
             self._handle.write(gzip_member.flush())

@@ -4,11 +4,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gzip
 import json
 import os
+import random
+import struct
+import zlib
 
 import pytest
 
+from ansible_collections.ferry.migrate.plugins.module_utils import tsdb
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     BatchWriter,
@@ -24,6 +29,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     segments_span,
     series_lines,
     series_prefix,
+    value_texts,
 )
 
 DAY = 86400000
@@ -84,17 +90,60 @@ def test_point_lines_keep_integers_exact():
     assert parse_line(point_line("m", (), 1, 0.1))[3] == 0.1
 
 
-def test_series_lines_are_point_lines_of_the_known_values():
+@pytest.fixture(params=["plain", "accelerated"])
+def encoders(request, monkeypatch):
+    """Both ways of writing point files: Python alone, and with the optional orjson and isal."""
+    if request.param == "plain":
+        monkeypatch.setattr(tsdb, "orjson", None)
+        monkeypatch.setattr(tsdb, "deflate", zlib)
+    elif not all(tsdb.accelerators().values()):
+        pytest.skip("orjson or isal is not installed")
+    return request.param
+
+
+def test_series_lines_are_point_lines_of_the_known_values(encoders):
     tags = (("device", "r\u00e9seau 1"), ("key", 'a"b'))
     prefix = series_prefix("dev/m", tags)
     segments = [(range(600, 1500, 300), [0.1, float("nan"), 2.5], bytearray(b"\1\0\1")),
                 (range(1500, 1800, 300), [1e300], None), (range(1800, 2400, 300), [7.0, 8.0], bytearray(2))]
-    expected = [point_line("dev/m", tags, 600000, 0.1), point_line("dev/m", tags, 1200000, 2.5),
-                point_line("dev/m", tags, 1500000, 1e300)]
+    expected = [("dev/m", tags, 600000, 0.1), ("dev/m", tags, 1200000, 2.5), ("dev/m", tags, 1500000, 1e300)]
     for _twice in range(2):  # the second time with the stamps kept from the first
-        assert series_lines(prefix, segments) == b"".join(line + b"\n" for line in expected)
+        lines = series_lines(prefix, segments)
+        assert lines.endswith(b"}\n") and [parse_line(line) for line in lines.splitlines()] == expected
+    if encoders == "plain":  # Python alone writes what point_line writes, byte for byte
+        assert lines == b"".join(point_line(*point) + b"\n" for point in expected)
     assert segments_span(segments) == (3, 600, 1500)
     assert series_lines(prefix, segments[2:]) == b"" and segments_span(segments[2:]) == (0, None, None)
+
+
+def bits(value):
+    return struct.pack("<d", value)
+
+
+def test_value_texts_read_back_as_the_same_doubles(encoders):
+    rng = random.Random(7)
+    values = [0.0, -0.0, 0.1, 1.0, -2.5, 1e16, 1e-7, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+              float(2 ** 53 + 2), 123456789012345680.0, 1 / 3.0]
+    values += [rng.uniform(-1e6, 1e6) for _i in range(2000)]
+    values += [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(62)))[0] for _i in range(2000)]
+    texts = value_texts(values)
+    assert len(texts) == len(values) and value_texts([]) == []
+    assert [bits(json.loads(text)) for text in texts] == [bits(value) for value in values]
+    assert [digits(text.decode()) for text in texts] == [digits(repr(value)) for value in values]  # shortest
+
+
+def digits(text):
+    """The significant digits of a number's text (orjson writes 1e-05 as 0.00001, repr as 1e-05)."""
+    return text.lower().split("e")[0].lstrip("-").replace(".", "").strip("0")
+
+
+def test_point_files_are_plain_gzip_with_either_encoder(tmp_path, encoders):
+    writer = BatchWriter(str(tmp_path), batch_name(0, 1000))
+    lines = series_lines(series_prefix("m", (("k", "v"),)), [(range(1, 5001), [i / 7.0 for i in range(5000)], None)])
+    writer.add_lines("m", lines, 5000, 1000, 5000000)
+    manifest = writer.finish()
+    with gzip.open(os.path.join(str(tmp_path), manifest["name"] + ".jsonl.gz")) as handle:
+        assert handle.read() == lines
 
 
 def test_single_points_and_series_blocks_keep_their_order(tmp_path):
