@@ -77,7 +77,8 @@ options:
     default: {"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}
   files_per_batch:
     description:
-      - RRD files per point batch (a batch is the unit of completion).
+      - Most RRD files a point batch holds (a batch is the unit of completion); batches are made equal and
+        their number a multiple of O(workers), so the workers finish together.
     type: int
     default: 64
   url:

@@ -19,6 +19,7 @@ import whisper
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
+    balanced_group_size,
     file_stamp,
     pending_files,
     NavNames,
@@ -487,3 +488,22 @@ def test_random_rrd_layouts_are_accepted_by_whisper():
         spec = [(base * pdp, rng.randint(1, 2000)) for pdp in pdps]
         finer = rng.choice([None, [], [(rng.randint(1, 300), rng.randint(1, 5000))], [(10, 360), (60, 1440)]])
         planned(spec, finer)
+
+
+@pytest.mark.parametrize("total, most, workers, size", [
+    (388, 64, 2, 49),  # 8 batches of at most 49, not 6 of 64 and one of 4: both workers busy to the end
+    (400, 16, 2, 16),
+    (10, 64, 2, 5),
+    (100, 64, 1, 50),
+    (1, 64, 4, 1),
+    (0, 64, 2, 64),
+])
+def test_groups_are_equal_and_shared_evenly_by_the_workers(total, most, workers, size):
+    assert balanced_group_size(total, most, workers) == size
+
+
+def test_group_size_never_exceeds_the_limit():
+    for total in range(1, 300):
+        for most in (1, 5, 16, 64):
+            for workers in (1, 2, 3, 8):
+                assert 1 <= balanced_group_size(total, most, workers) <= most
