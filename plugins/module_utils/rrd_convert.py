@@ -549,15 +549,19 @@ class TsdbJob:
         return None
 
     def series(self, relative):
-        """(metric, tags, segments) of each data source of the file (``tsdb.series_lines`` segments)."""
+        """(metric, tags, segments) of each data source of the file (``tsdb.series_lines`` segments), and how
+        many infinite values were left out."""
         rrd = RrdFile.open(os.path.join(self.src, relative))
         fields = self.names.fields(relative)
         several = len(rrd.sources) > 1
-        out = []
+        out, infinite = [], 0
         for source in rrd.sources:
             metric, tags = self.names.series(fields, source.name, several)
-            out.append((metric, tags, SourceSeries(rrd, source, self.consolidation, self.counters).segments(STAMP_END)))
-        return out
+            series = SourceSeries(rrd, source, self.consolidation, self.counters)
+            segments, dropped = tsdb.finite_segments(series.segments(STAMP_END))
+            out.append((metric, tags, segments))
+            infinite += dropped
+        return out, infinite
 
 
 # -- the run ----------------------------------------------------------------------------------------------------
@@ -838,7 +842,11 @@ class PointBatchJob:
                 else:
                     try:
                         blocks = []  # all of a file's series, or none of them if one fails
-                        for metric, tags, segments in self.job.series(relative):
+                        series, infinite = self.job.series(relative)
+                        if infinite:
+                            result["warnings"] = ["%s: %d infinite value(s) left out (JSON and OpenTSDB have no "
+                                                  "infinity)" % (relative, infinite)]
+                        for metric, tags, segments in series:
                             count, first, last = tsdb.segments_span(segments)
                             if count:
                                 prefix = tsdb.series_prefix(metric, tsdb.normalize_tags(tags))
@@ -915,7 +923,7 @@ def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per
         totals.close()
         failures.close()
     out = totals.result()
-    for key in ("created", "backfilled", "unchanged", "warnings"):
+    for key in ("created", "backfilled", "unchanged"):
         del out["counts"][key]
     out["counts"]["already_done"] = len(done)
     return out

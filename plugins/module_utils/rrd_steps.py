@@ -127,6 +127,12 @@ def finish(run, out, max_failed_files, changed):
     return result
 
 
+def conversion_warnings(result):
+    """The task's warning for a run whose files gave warnings (all of them are in the report)."""
+    count = result.get("counts", {}).get("warnings")
+    return ["%d conversion warning(s), the first: %s" % (count, result["file_warnings"][0])] if count else []
+
+
 def _added(before, now, keep_failed):
     """Counts of the step so far: this run's added to the earlier attempts' (``already_done`` is this run's;
     earlier failures count unless this run retried them)."""

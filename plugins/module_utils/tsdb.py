@@ -211,6 +211,21 @@ def accelerators():
     return {"orjson": orjson is not None, "isal": deflate is not zlib}
 
 
+def finite_segments(segments):
+    """``segments`` with infinite values left out like unknown ones, and how many: JSON has no infinity
+    (an RRD GAUGE without a maximum stores one when fed ``inf``)."""
+    out, dropped = [], 0
+    for times, values, known in segments:
+        if any(map(math.isinf, values)):
+            known = bytearray(b"\1") * len(values) if known is None else bytearray(known)
+            for position, value in enumerate(values):
+                if known[position] and math.isinf(value):
+                    known[position] = 0
+                    dropped += 1
+        out.append((times, values, known))
+    return out, dropped
+
+
 def segments_span(segments):
     """(points, first, last) of :func:`series_lines` segments; first and last in seconds, None if no point."""
     count, first, last = 0, None, None

@@ -125,13 +125,18 @@ EXAMPLES = r"""
 RETURN = r"""
 counts:
   description:
-    - C(files) converted or tried in this run, C(failed), C(skipped) files, C(points) written and C(already_done)
-      files in batches of earlier runs.
+    - C(files) converted or tried in this run, C(failed), C(skipped) files, C(points) written, C(warnings) and
+      C(already_done) files in batches of earlier runs.
   returned: unless in check mode (for C(skip), what the completed step recorded)
   type: dict
-  sample: {"files": 200, "failed": 0, "skipped": 2, "points": 372800, "already_done": 0}
+  sample: {"files": 200, "failed": 0, "skipped": 2, "points": 372800, "warnings": 0, "already_done": 0}
 failed_files:
   description: The first 50 files that failed, each with its reason; all of them are in RV(report).
+  returned: when the step ran
+  type: list
+  elements: str
+file_warnings:
+  description: The first 50 warnings (infinite values left out of a file; JSON has no infinity).
   returned: when the step ran
   type: list
   elements: str
@@ -201,6 +206,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     read_tenant,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+    conversion_warnings,
     finish,
     needs_binding,
     prepare,
@@ -240,7 +246,6 @@ def run_convert(params, check_mode):
             out = convert_points_tree(job, params["dest"], run.shard, run.workers, run.step, params["files_per_batch"],
                                       run.state_path, run.files, run.resume, stop_dir=params["state_dir"],
                                       skip_failed=run.skip_failed)
-            out.pop("file_warnings")
             result = finish(run, out, params["max_failed_files"], changed=out["counts"]["points"] > 0)
         if result.get("msg"):
             return result
@@ -295,7 +300,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
-    exit_with(module, lambda: run_convert(module.params, module.check_mode))
+    exit_with(module, lambda: run_convert(module.params, module.check_mode), conversion_warnings)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     resolve_owner,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+    conversion_warnings,
     finish,
     needs_binding,
     parse_mode,
@@ -264,12 +265,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
-    exit_with(module, lambda: run_convert(module.params, module.check_mode), warnings)
-
-
-def warnings(result):
-    count = result.get("counts", {}).get("warnings")
-    return ["%d conversion warning(s), the first: %s" % (count, result["file_warnings"][0])] if count else []
+    exit_with(module, lambda: run_convert(module.params, module.check_mode), conversion_warnings)
 
 
 if __name__ == "__main__":

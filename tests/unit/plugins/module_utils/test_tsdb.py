@@ -21,6 +21,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     batch_name,
     chunk_lines,
     finished_batches,
+    finite_segments,
     parse_line,
     parse_time,
     plan_batches,
@@ -114,6 +115,17 @@ def test_series_lines_are_point_lines_of_the_known_values(encoders):
         assert lines == b"".join(point_line(*point) + b"\n" for point in expected)
     assert segments_span(segments) == (3, 600, 1500)
     assert series_lines(prefix, segments[2:]) == b"" and segments_span(segments[2:]) == (0, None, None)
+
+
+def test_infinite_values_are_left_out_like_unknown_ones():
+    inf = float("inf")
+    segments = [(range(300, 1500, 300), [1.0, inf, float("nan"), -inf], bytearray(b"\1\1\0\1")),
+                (range(1500, 2100, 300), [inf, 2.0], None), (range(2100, 2700, 300), [3.0, 4.0], None)]
+    finite, dropped = finite_segments(segments)
+    assert dropped == 3 and segments_span(finite) == (4, 300, 2400)
+    assert [list(known) if known is not None else None for _t, _v, known in finite] == [[1, 0, 0, 0], [0, 1], None]
+    assert [parse_line(line)[3] for line in series_lines(series_prefix("m", ()), finite).splitlines()] == [1.0, 2.0,
+                                                                                                             3.0, 4.0]
 
 
 def bits(value):

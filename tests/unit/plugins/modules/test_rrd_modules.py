@@ -313,12 +313,38 @@ def test_a_file_failing_half_way_leaves_none_of_its_points_in_the_batch(tmp_path
             return None
 
         def series(self, relative):
-            yield "m." + relative, {"device": "d"}, [(range(1000, 1600, 300), [1.0, 2.0], None)]
+            series = [("m." + relative, {"device": "d"}, [(range(1000, 1600, 300), [1.0, 2.0], None)])]
             if relative == "bad.rrd":
-                raise FerryError("bad.rrd: broken in its second data source")
+                series.append(("m2." + relative, {"device": "d"}, Broken()))
+            return series, 0
+
+    class Broken:
+        def __iter__(self):
+            raise FerryError("bad.rrd: broken in its second data source")
 
     (tmp_path / "points").mkdir()
     results = PointBatchJob(Job(), str(tmp_path / "points"))(["good.rrd", "bad.rrd"])
     assert [r.get("error") for r in results] == [None, "bad.rrd: broken in its second data source"]
     lines, files = batch_points(tmp_path / "points")
     assert files == ["good.rrd"] and [line[0] for line in lines] == ["m.good.rrd", "m.good.rrd"]
+
+
+def test_tsdb_leaves_out_infinite_values_with_a_warning(tmp_path):
+    """JSON has no infinity, and OpenTSDB refuses the point: an RRD GAUGE without a maximum stores one."""
+    import rrdtool
+
+    path = tmp_path / "perf" / "Devices" / "dev1" / "temp_temp.rrd"
+    path.parent.mkdir(parents=True)
+    rrdtool.create(str(path), "--start", "999999900", "--step", "300", "DS:temp:GAUGE:600:U:U",
+                   "RRA:AVERAGE:0.5:1:20")
+    rrdtool.update(str(path), *["%d:%s" % (999999900 + 300 * i, value) for i, value in
+                                enumerate(["1", "2", "inf", "3", "-inf", "4", "5"], 1)])
+    args = params(rrd_to_tsdb, src=str(tmp_path / "perf"), dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
+                  tenant_id="t1", workers=1)
+    result = rrd_to_tsdb.run_convert(args, False)
+    lines, _files = batch_points(tmp_path / "p")
+    assert [value for _m, _t, _s, value in lines] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert result["counts"]["points"] == 5 and result["counts"]["warnings"] == 1
+    assert result["file_warnings"] == ["Devices/dev1/temp_temp.rrd: 2 infinite value(s) left out (JSON and "
+                                       "OpenTSDB have no infinity)"]
+    assert rrd_to_tsdb.conversion_warnings(result)[0].startswith("1 conversion warning(s), the first: Devices/dev1")
