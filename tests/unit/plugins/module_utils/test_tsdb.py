@@ -124,8 +124,8 @@ def test_infinite_values_are_left_out_like_unknown_ones():
     finite, dropped = finite_segments(segments)
     assert dropped == 3 and segments_span(finite) == (4, 300, 2400)
     assert [list(known) if known is not None else None for _t, _v, known in finite] == [[1, 0, 0, 0], [0, 1], None]
-    assert [parse_line(line)[3] for line in series_lines(series_prefix("m", ()), finite).splitlines()] == [1.0, 2.0,
-                                                                                                             3.0, 4.0]
+    lines = series_lines(series_prefix("m", ()), finite).splitlines()
+    assert [parse_line(line)[3] for line in lines] == [1.0, 2.0, 3.0, 4.0]
 
 
 def bits(value):
