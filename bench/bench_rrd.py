@@ -22,6 +22,9 @@ import zlib
 
 from common import BENCH_DIR, ROOT, collection_env, fresh_dir, save_result, timed
 
+collection_env()  # the engine's journal, to read each step's own time
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal, describe  # noqa: E402  pylint: disable=wrong-import-position
+
 GENERATOR = os.path.join(ROOT, "tools", "gen_rrd_tree.py")
 MODULES = os.path.join(ROOT, "plugins", "modules")
 RRD2WHISPER = os.path.join(os.path.dirname(sys.executable), "rrd2whisper.py")
@@ -75,7 +78,8 @@ WITHOUT_ACCELERATORS = ("import runpy, sys; sys.modules.update(orjson=None, isal
 
 
 def run_module(name, args, env, accelerators=True):
-    """One module run as Ansible runs it; returns its result with seconds and peak RSS."""
+    """One module run as Ansible runs it; returns its result with seconds and peak RSS, and the seconds of
+    the conversion step itself (what its journal records: start-up and argument checks excluded)."""
     args_path = os.path.join(BENCH_DIR, name + "-args.json")
     with open(args_path, "w") as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
@@ -84,7 +88,8 @@ def run_module(name, args, env, accelerators=True):
     result = json.loads(out)
     if result.get("failed"):
         raise RuntimeError("%s failed: %s" % (name, result.get("msg")))
-    result.update(seconds=round(seconds, 2), peak_rss_mib=round(rss, 1))
+    step = describe(Journal(args["state_dir"]).step(name).record())
+    result.update(seconds=round(seconds, 2), peak_rss_mib=round(rss, 1), step_s=step["elapsed_s"])
     return result
 
 
@@ -104,7 +109,8 @@ def run_whisper(src, env, label):
         shutil.rmtree(work, ignore_errors=True)
         files = result["counts"]["files"]
         return {"files": files, "whisper_files": result["counts"]["created"], "seconds": result["seconds"],
-                "files_per_s": round(files / result["seconds"], 1), "peak_rss_mib": result["peak_rss_mib"]}
+                "files_per_s": round(files / result["seconds"], 1), "peak_rss_mib": result["peak_rss_mib"],
+                "step_s": result["step_s"], "step_files_per_s": round(files / result["step_s"], 1)}
     return rounds(once)
 
 
@@ -122,7 +128,8 @@ def run_tsdb(src, env, accelerators=True):
         shutil.rmtree(work, ignore_errors=True)
         points = result["counts"]["points"]
         return {"files": result["counts"]["files"], "points": points, "seconds": result["seconds"],
-                "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"]}
+                "points_per_s": round(points / result["seconds"]), "peak_rss_mib": result["peak_rss_mib"],
+                "step_s": result["step_s"], "step_points_per_s": round(points / result["step_s"])}
     result = rounds(once)
     if not accelerators:
         os.unlink(sample)

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import array
 import hashlib
 import json
 import math
@@ -198,6 +199,13 @@ def nan_runs(values):
                 runs.append((start, stop))
             start = flags.find(1, stop)
     return runs
+
+
+def has_infinity(values):
+    """Whether doubles (an ``array('d')``, or any sequence) hold an infinity: a search of their bytes (a match
+    across two doubles only costs a closer look)."""
+    data = (values if isinstance(values, array.array) else array.array("d", values)).tobytes()
+    return any(infinity in data for infinity in _INFINITIES) and any(map(math.isinf, values))
 
 
 def runs_of(positions):

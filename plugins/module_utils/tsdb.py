@@ -35,6 +35,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import (
     atomic_write_json,
     file_sha256,
     fsync_dir,
+    has_infinity,
     read_json,
 )
 
@@ -216,7 +217,7 @@ def finite_segments(segments):
     (an RRD GAUGE without a maximum stores one when fed ``inf``)."""
     out, dropped = [], 0
     for times, values, known in segments:
-        if any(map(math.isinf, values)):
+        if has_infinity(values):
             known = bytearray(b"\1") * len(values) if known is None else bytearray(known)
             for position, value in enumerate(values):
                 if known[position] and math.isinf(value):

@@ -4,6 +4,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import array
 import gzip
 import json
 import os
@@ -14,7 +15,7 @@ import zlib
 import pytest
 
 from ansible_collections.ferry.migrate.plugins.module_utils import tsdb
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, has_infinity
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     BatchWriter,
     batch_interval_ms,
@@ -126,6 +127,13 @@ def test_infinite_values_are_left_out_like_unknown_ones():
     assert [list(known) if known is not None else None for _t, _v, known in finite] == [[1, 0, 0, 0], [0, 1], None]
     lines = series_lines(series_prefix("m", ()), finite).splitlines()
     assert [parse_line(line)[3] for line in lines] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_has_infinity_looks_closer_at_a_match_across_two_doubles():
+    straddling = [struct.unpack("<d", b"\1\2\3\4\0\0\0\0")[0], struct.unpack("<d", b"\0\0\xf0\x7f\0\0\0\0")[0]]
+    assert struct.pack("<d", float("inf")) in struct.pack("<2d", *straddling)
+    assert not has_infinity(straddling) and not has_infinity([1.0, float("nan")])
+    assert has_infinity([1.0, float("-inf")]) and has_infinity(array.array("d", [float("inf")]))
 
 
 def bits(value):
