@@ -40,7 +40,8 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import (
 )
 
 # Optional accelerators, same points either way: orjson writes the shortest text that reads back as the same
-# double about 7x faster than repr, ISA-L's deflate (isal) writes standard gzip about 7x faster than zlib.
+# double about 20x faster than repr, ISA-L's deflate (isal) writes standard gzip about 6x faster than zlib
+# (docs/benchmarks.md).
 try:
     import orjson
 except ImportError:
@@ -288,7 +289,7 @@ class BatchWriter:
     def __init__(self, directory, name, resume=None, level=1):
         self.directory = directory
         self.name = name
-        self.level = level
+        self.level = min(level, getattr(deflate, "ISAL_BEST_COMPRESSION", level))  # isal has levels 0-3
         self.path = os.path.join(directory, name + DATA_SUFFIX)
         self.partial = os.path.join(directory, "." + name + DATA_SUFFIX + ".partial")
         state = resume or {}

@@ -157,8 +157,9 @@ def digits(text):
     return text.lower().split("e")[0].lstrip("-").replace(".", "").strip("0")
 
 
-def test_point_files_are_plain_gzip_with_either_encoder(tmp_path, encoders):
-    writer = BatchWriter(str(tmp_path), batch_name(0, 1000))
+@pytest.mark.parametrize("level", [1, 9])  # isal stops at 3: a higher level is its highest
+def test_point_files_are_plain_gzip_with_either_encoder(tmp_path, encoders, level):
+    writer = BatchWriter(str(tmp_path), batch_name(0, 1000), level=level)
     lines = series_lines(series_prefix("m", (("k", "v"),)), [(range(1, 5001), [i / 7.0 for i in range(5000)], None)])
     writer.add_lines("m", lines, 5000, 1000, 5000000)
     manifest = writer.finish()
