@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make demo`: generate a sample Zenoss 4 export bundle, run the quickstart playbook on it (check,
-# extract, verify against what was generated) and print the summary. Quick when run again.
+# extract, verify against what was generated; then convert its RRD performance data into OpenTSDB points,
+# send them to a local VictoriaMetrics and count them there) and print the summary. Quick when run again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-demo="$FERRY_RUN_DIR/demo"
+demo="${FERRY_DEMO_DIR:-$FERRY_RUN_DIR/demo}"  # FERRY_DEMO_DIR: the tests run it elsewhere
 mkdir -p "$demo"
 export ANSIBLE_COLLECTIONS_PATH
 ANSIBLE_COLLECTIONS_PATH=$(ferry_collections_path)
@@ -19,10 +20,21 @@ if [ ! -s "$bundle_info" ]; then
 fi
 bundle=$("$FERRY_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["path"])' "$bundle_info")
 
+echo "demo: starting a local VictoriaMetrics (scripts/test-servers up vm)"
+if ! "$FERRY_PY" "$FERRY_ROOT/scripts/test-servers" up vm > "$demo/servers.log" 2>&1; then
+    cat "$demo/servers.log" >&2
+    exit 1
+fi
+server() { "$FERRY_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+    "$FERRY_RUN_DIR/servers/servers.json" "$1"; }
+
 ferry_local_inventory "$demo/inventory.yml"
 echo "demo: running playbooks/quickstart.yml"
 ansible-playbook -i "$demo/inventory.yml" "$FERRY_ROOT/playbooks/quickstart.yml" \
     -e "zenoss_bundle_path=$bundle" \
     -e "zenoss_bundle_dest=$demo/extracted" \
     -e "zenoss_bundle_state_dir=$demo/state" \
+    -e "quickstart_points_dir=$demo/points" \
+    -e "quickstart_tsdb_url=$(server FERRY_VM_OPENTSDB_URL)" \
+    -e "quickstart_tsdb_verify_url=$(server FERRY_VM_URL)" \
     -e "{\"quickstart_expected\": $(cat "$bundle_info")}"

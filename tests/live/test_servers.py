@@ -110,3 +110,11 @@ def test_rsync_over_ssh(ssh, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (target / "a.txt").read_text() == "alpha\n"
     assert (target / "sub" / "b.bin").read_bytes() == b"\0\1\2" * 1000
+
+
+def test_servers_env_is_a_shell_file(servers):
+    """Scripts source it under `set -e`: every name must be a shell name (vm-default's log once was not)."""
+    env_file = f"{servers['FERRY_SERVERS_DIR']}/servers.env"
+    result = run(["bash", "-c", 'set -eu; source "$1"; echo "$FERRY_VM_DEFAULT_LOG"', "-", env_file])
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert result.stdout.strip() == servers["FERRY_VM_DEFAULT_LOG"]
