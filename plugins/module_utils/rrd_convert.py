@@ -461,7 +461,7 @@ class WhisperJob:
 
     def convert(self, relative, renames):
         """One RRD file: its result; new whisper files are appended to ``renames`` as (temp, path)."""
-        result = {"file": relative, "created": 0, "backfilled": 0, "unchanged": 0, "points": 0, "warnings": [],
+        result = {"file": relative, "created": 0, "backfilled": 0, "up_to_date": 0, "points": 0, "warnings": [],
                   "stamp": file_stamp(os.path.join(self.src, relative))}  # taken first: a later change shows
         mark = len(renames)
         try:
@@ -493,7 +493,7 @@ class WhisperJob:
             raise FerryError("%s: metric %s comes from two data sources (check the mapping)" % (relative, metric))
         if os.path.exists(path):
             written = whisper.backfill(path, existing_series(series))
-            result["backfilled" if written else "unchanged"] += 1
+            result["backfilled" if written else "up_to_date"] += 1
             result["points"] += written
             return
         default_method = "last" if series.rebuild else "average"
@@ -726,7 +726,7 @@ def run_pool(function, items, workers, chunksize=8):
 class Totals:
     """Counts of a run, a sample of problems for the task result, every problem in the report file."""
 
-    KEYS = ("files", "failed", "skipped", "created", "backfilled", "unchanged", "points", "warnings")
+    KEYS = ("files", "failed", "skipped", "created", "backfilled", "up_to_date", "points", "warnings")
 
     def __init__(self, report_path, resume=False):
         self.counts = dict((key, 0) for key in self.KEYS)
@@ -738,7 +738,7 @@ class Totals:
 
     def add(self, result):
         self.counts["files"] += 1
-        for key in ("created", "backfilled", "unchanged", "points"):
+        for key in ("created", "backfilled", "up_to_date", "points"):
             self.counts[key] += result.get(key, 0)
         problems = [("warning", text) for text in result.get("warnings", ())]
         problems += [("skipped", text) for text in result.get("skipped", ())]
@@ -923,7 +923,7 @@ def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per
         totals.close()
         failures.close()
     out = totals.result()
-    for key in ("created", "backfilled", "unchanged"):
+    for key in ("created", "backfilled", "up_to_date"):
         del out["counts"][key]
     out["counts"]["already_done"] = len(done)
     return out

@@ -152,11 +152,11 @@ RETURN = r"""
 counts:
   description:
     - C(files) converted or tried in this run, C(failed), C(skipped) data sources, whisper files C(created),
-      C(backfilled) and C(unchanged), C(points) written, C(warnings), and C(already_done) files of earlier
+      C(backfilled) and C(up_to_date), C(points) written, C(warnings), and C(already_done) files of earlier
       runs of the step.
   returned: unless in check mode (for C(skip), what the completed step recorded)
   type: dict
-  sample: {"files": 2512, "failed": 1, "skipped": 0, "created": 9870, "backfilled": 12, "unchanged": 0,
+  sample: {"files": 2512, "failed": 1, "skipped": 0, "created": 9870, "backfilled": 12, "up_to_date": 0,
            "points": 21950000, "warnings": 3, "already_done": 0}
 failed_files:
   description: The first 50 files that failed, each with its reason; all of them are in RV(report).

@@ -291,7 +291,7 @@ def test_backfill_fills_gaps_and_never_touches_newer_points(fidelity, tmp_path):
     filled = [t for t in rows if t not in before]
     assert filled and all(after[t] == rows[t] for t in filled)
     again = convert(str(work), str(dest), cfs=("AVERAGE",))
-    assert again["counts"]["unchanged"] == 1 and again["counts"]["points"] == 0
+    assert again["counts"]["up_to_date"] == 1 and again["counts"]["points"] == 0
 
 
 def test_schema_adds_a_finer_archive_without_counter_spikes(fidelity, tmp_path):
