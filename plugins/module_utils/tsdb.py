@@ -303,9 +303,15 @@ class BatchWriter:
         self._frame_points = 0  # points added since the last frame
         self.pending_bytes = 0  # bytes of add_lines blocks not written yet
         self._prefixes = {}
-        self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "wb")
+        if self.offset and not os.path.exists(self.partial):  # zeros in its place would make a corrupt batch
+            raise FerryError("%s is gone: batch %s cannot resume (run the step with force to write it again)"
+                             % (self.partial, name))
+        self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "w+b")
         self._handle.truncate(self.offset)
-        self._handle.seek(self.offset)
+        self._digest = hashlib.sha256()  # of the data file as written: finish() need not read it again
+        self._handle.seek(0)
+        for chunk in iter(lambda: self._handle.read(1 << 20), b""):  # what a resumed batch keeps
+            self._digest.update(chunk)
 
     def add(self, metric, tags, timestamp_ms, value):
         key = (metric, tags)
@@ -334,8 +340,8 @@ class BatchWriter:
         if self._blocks:
             gzip_member = deflate.compressobj(self.level, deflate.DEFLATED, 31)  # wbits 31: a gzip member
             for block in self._blocks:
-                self._handle.write(gzip_member.compress(block))
-            self._handle.write(gzip_member.flush())
+                self._write(gzip_member.compress(block))
+            self._write(gzip_member.flush())
             self._handle.flush()
             os.fsync(self._handle.fileno())
             self.points += self._frame_points
@@ -344,6 +350,10 @@ class BatchWriter:
             self.pending_bytes = 0
             self.offset = self._handle.tell()
         return self.checkpoint()
+
+    def _write(self, data):
+        self._handle.write(data)
+        self._digest.update(data)
 
     def _join_lines(self):
         """The single lines added since the last block, as one block: one compress call, not one a point."""
@@ -358,7 +368,7 @@ class BatchWriter:
     def finish(self, extra=None):
         self.end_frame()
         self._handle.close()
-        digest = file_sha256(self.partial)
+        digest = self._digest.hexdigest()
         os.rename(self.partial, self.path)
         manifest = {"format": FORMAT_VERSION, "name": self.name, "points": self.points, "first_ts": self.first,
                     "last_ts": self.last, "metrics": self.metrics, "bytes": os.path.getsize(self.path),

@@ -214,6 +214,12 @@ def test_resumed_batch_cuts_what_came_after_the_checkpoint(tmp_path):
     assert manifest["points"] == 2
 
 
+def test_a_batch_whose_partial_file_is_gone_does_not_resume(tmp_path):
+    with pytest.raises(FerryError, match="is gone: batch .* cannot resume"):
+        BatchWriter(str(tmp_path), batch_name(0, 1000), resume={"offset": 120, "points": 3})
+    assert os.listdir(str(tmp_path)) == []
+
+
 def test_unfinished_batch_is_not_listed_and_a_changed_file_is_refused(tmp_path):
     writer = write_batch(tmp_path, [[("m", (), 1, 1)]])
     assert finished_batches(str(tmp_path)) == []
