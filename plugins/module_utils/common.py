@@ -155,11 +155,16 @@ def _syncfs():
 
 def file_sha256(path):
     """Hex SHA-256 of a file, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_of(handle).hexdigest()
+
+
+def sha256_of(handle):
+    """A SHA-256 object fed with what is left of an open binary file, read in 1 MiB pieces (to go on with)."""
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest
 
 
 def free_bytes(path):

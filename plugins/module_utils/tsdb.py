@@ -37,6 +37,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import (
     fsync_dir,
     has_infinity,
     read_json,
+    sha256_of,
 )
 
 # Optional accelerators, same points either way: orjson writes the shortest text that reads back as the same
@@ -308,10 +309,8 @@ class BatchWriter:
                              % (self.partial, name))
         self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "w+b")
         self._handle.truncate(self.offset)
-        self._digest = hashlib.sha256()  # of the data file as written: finish() need not read it again
-        self._handle.seek(0)
-        for chunk in iter(lambda: self._handle.read(1 << 20), b""):  # what a resumed batch keeps
-            self._digest.update(chunk)
+        self._handle.seek(0)  # the digest of the data file as written, from what a resumed batch keeps:
+        self._digest = sha256_of(self._handle)  # finish() need not read it again
 
     def add(self, metric, tags, timestamp_ms, value):
         key = (metric, tags)
