@@ -22,7 +22,7 @@ import zlib
 
 from common import BENCH_DIR, ROOT, collection_env, fresh_dir, save_result, timed
 
-collection_env()  # the engine's journal, to read each step's own time
+ENV = collection_env()  # the modules run with it; the bench reads each step's own time from the journal
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal, describe  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "gen_rrd_tree.py")
@@ -184,7 +184,7 @@ def linked_tree(info, copies):
 
 
 def main():
-    env = collection_env()
+    env = ENV
     trees = {"nav": tree("nav"), "zenoss": tree("zenoss")}
     result = {"targets": TARGETS, "workers": WORKERS, "cpus": os.cpu_count()}
     paths = rrd_paths(trees["nav"]) + rrd_paths(trees["zenoss"])

@@ -25,7 +25,7 @@ description:
     C(device), C(key) (C(Devices/<dir>), or the object path C(rrdpath.map) gives for it) and
     C(zenoss_tenant_id) (the instance UUID from C(dmd_uuid.txt)); characters outside C([0-9a-zA-Z-_./])
     become C(-). O(metric_template) and O(tags) change the naming.
-  - Files are converted by O(workers) processes into batches of O(files_per_batch) files; O(shard_index) and
+  - Files are converted by O(workers) processes into batches of at most O(files_per_batch) files; O(shard_index) and
     O(shard_count) split one tree over several hosts. A file is done once the batch holding it is finished
     (its manifest lists the files), so a killed run redoes only the unfinished batches and a later run
     converts only files added since (a file already converted is not converted again, its points would be
