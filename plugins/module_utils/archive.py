@@ -72,18 +72,22 @@ class Gunzip:
         pending = data
         while pending:
             if self._member_ended:
-                if not pending.strip(b"\0"):
-                    return  # zero padding after the last member, as tape-blocked writers leave
+                pending = pending.lstrip(b"\0")  # zero padding between or after members, as gzip skips it
+                if not pending:
+                    return
                 self._inflater = zlib.decompressobj(31)
                 self._member_ended = False
             try:
                 out = self._inflater.decompress(pending, limit)
             except zlib.error as exc:
                 raise FerryError("%s: corrupt gzip data (%s)" % (self.name, exc))
-            pending = self._inflater.unconsumed_tail
             if self._inflater.eof:
-                pending = self._inflater.unused_data + pending
+                # What follows the member is all in unused_data; when the output limit cut this call,
+                # unconsumed_tail may hold the same bytes again: feeding both would inflate them twice.
+                pending = self._inflater.unused_data
                 self._member_ended = True
+            else:
+                pending = self._inflater.unconsumed_tail
             if out:
                 self.bytes_out += len(out)
                 yield out
