@@ -61,6 +61,7 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000, "w": 7 
             "n": 30 * 86400000, "y": 365 * 86400000}
 _FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 BATCH_INTERVALS = {"hour": 3600000, "day": 86400000}
+READ_LIMIT = 4 << 20  # most inflated bytes a batch reader holds at once (a frame's member is often larger)
 
 
 # -- time --------------------------------------------------------------------------------------------
@@ -383,16 +384,55 @@ class BatchWriter:
 
 def finished_batches(directory):
     """Manifests of the finished batches in ``directory``, oldest first."""
+    return scan_batches(directory)[0]
+
+
+def scan_batches(directory):
+    """``(manifests, problems)`` of ``directory``: the finished batches oldest first, and what is there but cannot
+    be read as a finished batch, ``{"name", "reason"}`` each (a data file without its manifest, a manifest of another
+    format or without its data file). Hidden files are work in progress and are not looked at."""
     if not os.path.isdir(directory):
         raise FerryError("point directory %s does not exist" % directory)
-    manifests = []
-    for entry in sorted(os.listdir(directory)):
-        if entry.endswith(MANIFEST_SUFFIX) and not entry.startswith("."):
-            manifest = read_json(os.path.join(directory, entry))
-            if isinstance(manifest, dict) and manifest.get("format") == FORMAT_VERSION:
-                manifest["path"] = os.path.join(directory, manifest["name"] + DATA_SUFFIX)
+    manifests, problems = [], []
+    entries = set(entry for entry in os.listdir(directory) if not entry.startswith("."))
+    for entry in sorted(entries):
+        if entry.endswith(DATA_SUFFIX) and entry[:-len(DATA_SUFFIX)] + MANIFEST_SUFFIX not in entries:
+            problems.append({"name": entry[:-len(DATA_SUFFIX)], "reason": "data file %s has no manifest" % entry})
+        elif entry.endswith(MANIFEST_SUFFIX):
+            manifest, reason = _read_manifest(directory, entry)
+            if reason:
+                problems.append({"name": entry[:-len(MANIFEST_SUFFIX)], "reason": reason})
+            else:
                 manifests.append(manifest)
-    return manifests
+    return manifests, problems
+
+
+def _read_manifest(directory, entry):
+    """A batch manifest and its data file's path, or the reason it cannot be used."""
+    try:
+        manifest = read_json(os.path.join(directory, entry))
+    except FerryError as exc:
+        return None, str(exc)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        return None, "manifest %s has format %r, this version reads format %d" % (entry, found, FORMAT_VERSION)
+    if "%s%s" % (manifest.get("name"), MANIFEST_SUFFIX) != entry:
+        return None, "manifest %s names another batch (%r)" % (entry, manifest.get("name"))
+    manifest["path"] = os.path.join(directory, manifest["name"] + DATA_SUFFIX)
+    try:
+        size = os.path.getsize(manifest["path"])
+    except OSError:
+        return None, "manifest %s has no data file %s" % (entry, manifest["name"] + DATA_SUFFIX)
+    if size != manifest.get("bytes", size):
+        return None, "data file %s holds %d bytes, its manifest says %d" % (manifest["name"] + DATA_SUFFIX, size,
+                                                                            manifest["bytes"])
+    return manifest, None
+
+
+def problems_text(problems, limit=5):
+    """Batch problems for a message: the first few, and how many in all."""
+    text = "; ".join("%s: %s" % (item["name"], item["reason"]) for item in problems[:limit])
+    return text + ("; and %d more" % (len(problems) - limit) if len(problems) > limit else "")
 
 
 def check_batch(manifest):
@@ -417,7 +457,7 @@ def read_batch_lines(manifest, check=True):
         with open(manifest["path"], "rb") as raw:
             for chunk in iter(lambda: raw.read(1 << 20), b""):
                 digest.update(chunk)
-                for piece in gunzip.pieces(chunk, 4 << 20):
+                for piece in gunzip.pieces(chunk, READ_LIMIT):
                     lines = (rest + piece).split(b"\n")
                     rest = lines.pop()
                     for line in lines:

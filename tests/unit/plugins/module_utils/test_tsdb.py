@@ -245,3 +245,35 @@ def test_an_empty_batch_reads_as_no_lines(tmp_path):
     manifest = write_batch(tmp_path, [[]]).finish()
     assert manifest["points"] == 0 and manifest["first_ts"] is None
     assert list(read_batch_lines(finished_batches(str(tmp_path))[0])) == []
+
+
+def test_what_is_not_a_sound_finished_batch_is_named(tmp_path):
+    good = write_batch(tmp_path, [[("m", (), 1, 1)]]).finish()
+    orphan = BatchWriter(str(tmp_path), batch_name(1000, 2000))
+    orphan.add("m", (), 1500, 1)
+    orphan.finish()
+    os.unlink(str(tmp_path / (batch_name(1000, 2000) + ".json")))  # its manifest lost
+    other = BatchWriter(str(tmp_path), batch_name(2000, 3000)).finish()
+    with open(str(tmp_path / (batch_name(2000, 3000) + ".json")), "w") as handle:
+        json.dump(dict(other, format=2), handle)
+    gone = BatchWriter(str(tmp_path), batch_name(3000, 4000))
+    gone.add("m", (), 3500, 1)
+    gone.finish()
+    os.unlink(str(tmp_path / (batch_name(3000, 4000) + ".jsonl.gz")))
+    cut = BatchWriter(str(tmp_path), batch_name(4000, 5000))
+    cut.add("m", (), 4500, 1)
+    cut.finish()
+    with open(str(tmp_path / (batch_name(4000, 5000) + ".jsonl.gz")), "ab") as handle:
+        handle.write(b"\0")
+    (tmp_path / "notes.txt").write_text("not a batch")
+    manifests, problems = tsdb.scan_batches(str(tmp_path))
+    assert [m["name"] for m in manifests] == [good["name"]]
+    reasons = dict((p["name"], p["reason"]) for p in problems)
+    assert reasons == {
+        batch_name(1000, 2000): "data file %s.jsonl.gz has no manifest" % batch_name(1000, 2000),
+        batch_name(2000, 3000): "manifest %s.json has format 2, this version reads format 1" % batch_name(2000, 3000),
+        batch_name(3000, 4000): "manifest %s.json has no data file %s.jsonl.gz" % ((batch_name(3000, 4000),) * 2),
+        batch_name(4000, 5000): "data file %s.jsonl.gz holds %d bytes, its manifest says %d" % (
+            batch_name(4000, 5000), cut.checkpoint()["offset"] + 1, cut.checkpoint()["offset"]),
+    }
+    assert finished_batches(str(tmp_path)) == manifests
