@@ -8,12 +8,14 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Options of every module that talks HTTP (plugins/module_utils/httpclient.py).
+    # Options of every module that talks HTTP (httpclient.http_argument_spec(), ranges in HTTP_RANGES).
     DOCUMENTATION = r"""
 options:
   url_username:
     description:
       - User for HTTP basic authentication, if the server asks for it.
+      - Without it, a user and password written in the URL (C(https://user:password@host)) are used.
+        URLs are never shown with their credentials (messages, results and the step journal drop them).
     type: str
   url_password:
     description:
@@ -21,12 +23,23 @@ options:
     type: str
   validate_certs:
     description:
-      - Verify the server's TLS certificate for C(https) URLs.
+      - Verify the server's TLS certificate for C(https) URLs. A certificate that is not trusted fails at once.
     type: bool
     default: true
   timeout:
     description:
-      - Seconds to wait for one HTTP answer.
+      - Seconds to wait for one HTTP answer, from 1 to 86400. Connecting (TCP and the TLS handshake) waits at
+        most 10 seconds of it.
     type: float
     default: 120
+  retries:
+    description:
+      - How many times a request is sent again after a connection error, a timeout, a 5xx or a 429 answer,
+        from 0 to 20, waiting 0.5 s before the first retry and twice as long before each next one (at most
+        30 s). The default waits about 15 s in all.
+      - Until the server has answered once, a connection error is not retried and the task fails at once
+        naming the URL (a server that is down, a wrong host or port, a refused TLS handshake); an untrusted
+        certificate is never retried.
+    type: int
+    default: 5
 """

@@ -16,6 +16,8 @@ options:
       - The migration's state directory on the host that runs the module. Each step records there
         its status, timings, input fingerprint, progress, counts and error.
       - Use one state directory per migration; M(ferry.migrate.migration_status) reads it.
+      - The step records and locks are created readable by their owner only (mode C(0600)). An empty string
+        is refused.
       - A step already complete with the same inputs is skipped and reports no change.
     type: path
     default: ~/.ferry-migrate/state

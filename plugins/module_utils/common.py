@@ -18,6 +18,7 @@ import os
 import struct
 import sys
 import tempfile
+from urllib.parse import unquote
 
 
 class FerryError(Exception):
@@ -27,6 +28,7 @@ class FerryError(Exception):
 def exit_with(module, run, warnings=None):
     """End an Ansible module with the result of ``run()``: failed when it raises :class:`FerryError` or its
     result carries a ``msg``; ``warnings(result)`` lists what to warn of first."""
+    module.no_log_values.update(url_passwords(module.params))
     try:
         result = run()
     except FerryError as exc:
@@ -36,6 +38,59 @@ def exit_with(module, run, warnings=None):
     if result.get("msg"):
         module.fail_json(**result)
     module.exit_json(**result)
+
+
+def url_passwords(params):
+    """The passwords written into URL options (``scheme://user:password@host``), as given and decoded.
+
+    A module adds them to Ansible's ``no_log_values``: Ansible echoes the options back in its result, and
+    masks only what it knows to be secret.
+    """
+    secrets = set()
+    for value in params.values():
+        if isinstance(value, str) and "://" in value and "@" in value:
+            password = value.partition("://")[2].rpartition("@")[0].partition(":")[2]
+            if password:
+                secrets.update((password, unquote(password)))
+    return secrets
+
+
+def check_ranges(params, ranges):
+    """Refuse a numeric option outside its documented range before anything happens.
+
+    ``ranges`` maps an option name to ``(low, high)``, both included, ``high`` None for no upper bound.
+    An option absent or None is left to its default. NaN is out of every range.
+    """
+    for name in sorted(ranges):
+        value = params.get(name)
+        low, high = ranges[name]
+        if value is None:
+            continue
+        if not value >= low or (high is not None and not value <= high):
+            raise FerryError("%s=%r is out of range: %s" % (name, value, range_text(low, high)))
+
+
+def range_text(low, high):
+    """How a range reads in a message and in the documentation."""
+    if high is None:
+        return "it must be %s or more" % (low,)
+    return "it must be from %s to %s" % (low, high)
+
+
+def check_paths(params, names):
+    """Refuse an empty string given for a path option: Ansible would turn it into the module's working
+    directory, and a step would read or write there. None (not given) is left to the option's default.
+
+    A list option (``files``) is checked element by element.
+    """
+    for name in names:
+        value = params.get(name)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for index, item in enumerate(values):
+            if item is not None and not str(item).strip():
+                shown = name if values is not value else "%s[%d]" % (name, index)
+                raise FerryError("%s is an empty string: give a path (an empty path would mean the module's "
+                                 "working directory)" % shown)
 
 
 def fsync_dir(path):
@@ -67,6 +122,12 @@ def atomic_write_bytes(path, data, mode=0o644):
 def atomic_write_json(path, value, mode=0o644):
     data = json.dumps(value, indent=2, sort_keys=True, default=str).encode("utf-8") + b"\n"
     atomic_write_bytes(path, data, mode)
+
+
+def open_private(path, append=False):
+    """A state file opened for writing (binary), created readable by its owner only, as journal records are."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), "ab" if append else "wb")
 
 
 def read_json(path, default=None):

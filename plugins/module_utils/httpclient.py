@@ -3,6 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one HTTP client of the engine: keep-alive connections, basic auth, retries with backoff.
 
+URLs are checked before use (:func:`check_url`) and shown without their credentials
+(:func:`redact_url`): a user and password in a URL serve as basic auth and never reach a message.
+
 Built on ``http.client`` so a managed host needs nothing beyond the standard library, and so a
 worker thread can hold one persistent connection (a fresh TCP connection per request would cost
 more than the request on loopback).
@@ -18,12 +21,16 @@ import json
 import socket
 import ssl
 import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_ranges
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 CONNECTION_ERRORS = (OSError, http.client.HTTPException)
+# Connecting (TCP and the TLS handshake) waits at most this long: a server that does not accept a
+# connection in 10 s is down or the URL is wrong, whatever the answer timeout.
+CONNECT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 5
 
 
 class HttpError(FerryError):
@@ -36,14 +43,30 @@ class HttpError(FerryError):
         FerryError.__init__(self, "%s %s answered %s: %s" % (method, url, status, self.server_message))
 
 
-class HttpClient:
-    """A client for one base URL. Not thread-safe: give each worker thread its own."""
+class Contact:
+    """Whether a server has answered yet, shared by the clients that talk to it (one per worker thread).
 
-    def __init__(self, url, username=None, password=None, timeout=60.0, validate_certs=True):
+    Before its first answer a connection error means the server is down or the URL is wrong: it is not
+    retried, so such a run fails in seconds rather than after minutes of backoff.
+    """
+
+    def __init__(self):
+        self.answered = False
+
+
+class HttpClient:
+    """A client for one base URL. Not thread-safe: give each worker thread its own.
+
+    A user and password in the URL are the basic auth credentials when ``username`` is not given;
+    ``base``, used in every message, is the URL without them.
+    """
+
+    def __init__(self, url, username=None, password=None, timeout=60.0, validate_certs=True, contact=None):
+        check_url(url, "URL")
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FerryError("invalid URL %r: expected http(s)://host[:port][/path]" % url)
-        self.base = url.rstrip("/")
+        if username is None and "@" in parts.netloc:
+            username, password = unquote(parts.username or ""), unquote(parts.password or "")
+        self.base = redact_url(url).rstrip("/")
         self.scheme = parts.scheme
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -54,6 +77,7 @@ class HttpClient:
         if username is not None:
             token = base64.b64encode(("%s:%s" % (username, password or "")).encode("utf-8")).decode("ascii")
             self._auth = "Basic " + token
+        self.contact = contact if contact is not None else Contact()
         self._conn = None
 
     def request(self, method, path, body=None, query=None, headers=None, ok=(200, 204)):
@@ -67,7 +91,7 @@ class HttpClient:
             status, data = self._send(method, target, body, send_headers)
         except CONNECTION_ERRORS as exc:
             self.close()
-            raise ConnectionFailed("%s %s%s failed: %s" % (method, self.base, path, _describe(exc)))
+            raise self._failure("%s %s%s failed: %s" % (method, self.base, path, _describe(exc)), exc)
         if status not in ok:
             raise HttpError(method, self.base + path, status, data)
         return status, data
@@ -86,6 +110,14 @@ class HttpClient:
         except ValueError as exc:
             raise FerryError("%s %s%s returned invalid JSON (%s): %r" % (method, self.base, path, exc, data[:200]))
 
+    def _failure(self, message, exc):
+        """The ConnectionFailed for ``exc``; not retryable when trying again cannot help."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ConnectionFailed(message, retryable=False)
+        if not self.contact.answered:
+            return ConnectionFailed(message + "; not retried: this server has not answered yet", retryable=False)
+        return ConnectionFailed(message)
+
     def close(self):
         if self._conn is not None:
             self._conn.close()
@@ -103,26 +135,89 @@ class HttpClient:
         conn = self._connection()
         conn.request(method, target, body=body, headers=headers)
         response = conn.getresponse()
+        self.contact.answered = True
         data = response.read()
-        if response.getheader("Connection", "").lower() == "close":
-            self.close()
+        if conn.sock is None or response.getheader("Connection", "").lower() == "close":
+            self.close()  # the next request connects again through _connection(), with its timeouts
         return response.status, data
 
     def _connection(self):
         if self._conn is None:
-            if self.scheme == "https":
-                context = ssl.create_default_context()
-                if not self.validate_certs:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._conn = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=context)
-            else:
-                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn = self._new_connection(min(self.timeout, CONNECT_TIMEOUT))
+            try:
+                conn.connect()
+                conn.sock.settimeout(self.timeout)  # answers may take longer than connecting
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
+
+    def _new_connection(self, timeout):
+        if self.scheme != "https":
+            return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        context = ssl.create_default_context()
+        if not self.validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=context)
 
 
 class ConnectionFailed(FerryError):
-    """The server could not be reached or dropped the connection."""
+    """The server could not be reached or dropped the connection; ``retryable`` is False when trying
+    again cannot help (the server never answered yet, or its certificate is not trusted)."""
+
+    def __init__(self, message, retryable=True):
+        FerryError.__init__(self, message)
+        self.retryable = retryable
+
+
+def redact_url(url):
+    """``url`` without its user and password, for messages, logs, results and the journal.
+
+    Everything between the scheme and the last ``@`` goes, so a password holding ``/`` or ``@`` does not
+    survive either (a base URL has no ``@`` in its path).
+    """
+    text = "" if url is None else str(url)
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "", text
+    if "@" in rest:
+        rest = rest.rsplit("@", 1)[1]
+    return scheme + separator + rest
+
+
+def check_url(url, option="url"):
+    """Refuse a base URL the client cannot use, naming the option: the scheme http or https, a host, a
+    port from 1 to 65535, no query or fragment, no space or control character."""
+    problem = _url_problem(url)
+    if problem:
+        raise FerryError("invalid %s %r: %s; expected http(s)://host[:port][/path]" % (option, redact_url(url), problem))
+
+
+def _url_problem(url):
+    if not isinstance(url, str) or not url.strip():
+        return "it is empty"
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        return "it holds a space or a control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # urlsplit's own message can quote a password: say it in our words
+        return "the port is not a number from 1 to 65535"
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https" if parts.scheme else "it has no http:// or https:// scheme"
+    if not parts.hostname:
+        return "it names no host"
+    if port is not None and not 1 <= port <= 65535:
+        return "the port is not a number from 1 to 65535"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "a base URL has no query or fragment"
+    return None
+
+
+# Ranges of the endpoint fragment's numeric options (see doc_fragments/endpoint.py), both ends included.
+HTTP_RANGES = {"timeout": (1, 86400), "retries": (0, 20)}
 
 
 def http_argument_spec():
@@ -132,7 +227,22 @@ def http_argument_spec():
         url_password=dict(type="str", no_log=True),
         validate_certs=dict(type="bool", default=True),
         timeout=dict(type="float", default=120.0),
+        retries=dict(type="int", default=DEFAULT_RETRIES),
     )
+
+
+def check_http_params(params, url_options=("url",)):
+    """Validate the endpoint options and the URL options given, before anything happens."""
+    check_ranges(params, HTTP_RANGES)
+    for name in url_options:
+        if params.get(name) is not None:
+            check_url(params[name], name)
+
+
+def request_attempts(params):
+    """Tries of one request: the first and ``retries`` more."""
+    retries = params.get("retries")
+    return (DEFAULT_RETRIES if retries is None else retries) + 1
 
 
 def client_from_params(url, params):
@@ -143,8 +253,10 @@ def client_from_params(url, params):
 def with_retries(call, attempts=5, backoff=0.5, max_backoff=30.0, sleep=time.sleep, on_retry=None):
     """Run ``call()``, retrying connection failures, 5xx and 429 with exponential backoff.
 
-    Other HTTP errors (a 400 for bad data, a 401 for a wrong password) are not retried: trying again
-    cannot fix them, and the server's message is what the operator needs.
+    ``attempts`` counts every try, the first included. Other HTTP errors (a 400 for bad data, a 401 for a
+    wrong password) and connection failures marked not retryable (a server that never answered, an
+    untrusted certificate) are not retried: trying again cannot fix them, and the message is what the
+    operator needs.
     """
     delay = backoff
     attempt = 1
@@ -152,7 +264,7 @@ def with_retries(call, attempts=5, backoff=0.5, max_backoff=30.0, sleep=time.sle
         try:
             return call()
         except (HttpError, ConnectionFailed) as exc:
-            retryable = not isinstance(exc, HttpError) or exc.status in RETRY_STATUSES
+            retryable = exc.status in RETRY_STATUSES if isinstance(exc, HttpError) else exc.retryable
             if not retryable or attempt >= attempts:
                 raise
             if on_retry is not None:

@@ -39,6 +39,7 @@ RUNNING = "running"
 COMPLETE = "complete"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
+UNREADABLE = "unreadable"  # migration_status: a record file that is not a record
 
 SKIP = "skip"
 RESUME = "resume"
@@ -49,6 +50,8 @@ STOP_FILE = "STOP"
 _STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Progress is written at most this often: a hot loop must not turn into a stream of fsyncs.
 PROGRESS_INTERVAL = 1.0
+# Records hold errors and results: readable by the migration's user only.
+FILE_MODE = 0o600
 
 
 class Stopped(FerryError):
@@ -93,7 +96,7 @@ class Journal:
         self.steps_dir = os.path.join(self.state_dir, "steps")
         if create:
             try:
-                os.makedirs(self.steps_dir, exist_ok=True)
+                os.makedirs(self.steps_dir, mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise FerryError("cannot create state directory %s: %s" % (self.steps_dir, exc.strerror))
 
@@ -101,17 +104,41 @@ class Journal:
         return Step(self, name)
 
     def records(self):
-        """Every step's record, with ``interrupted`` detected, oldest start first."""
+        """Every step's record, with ``interrupted`` detected, oldest start first. A record that cannot be read
+        (not JSON, not an object, a file name no step can have) is reported with status ``unreadable`` and
+        the reason as its error, so one damaged file does not hide the others."""
         if not os.path.isdir(self.steps_dir):
             return []
         records = []
         for entry in sorted(os.listdir(self.steps_dir)):
             if entry.endswith(".json") and not entry.startswith("."):
-                record = self.step(entry[:-5]).record()
+                record = self._read_record(entry[:-5])
                 if record is not None:
                     records.append(record)
-        records.sort(key=lambda rec: (rec.get("started_epoch") or 0, rec["name"]))
+        records.sort(key=lambda rec: (_number(rec.get("started_epoch")), str(rec.get("name"))))
         return records
+
+    def _read_record(self, name):
+        path = os.path.join(self.steps_dir, name + ".json")
+        try:
+            record = self.step(name).record()
+        except FerryError as exc:  # not JSON, or a name no step can have
+            return _unreadable(name, str(exc))
+        except AttributeError:  # JSON, but no object
+            return _unreadable(name, "%s is not a step record (its JSON is not an object)" % path)
+        except OSError as exc:
+            return _unreadable(name, "cannot read %s: %s" % (path, exc.strerror or exc))
+        if record is not None:
+            record.setdefault("name", name)
+        return record
+
+
+def _unreadable(name, reason):
+    return {"name": name, "status": UNREADABLE, "error": reason}
+
+
+def _number(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 class Step:
@@ -235,12 +262,12 @@ class Step:
 
     def _write(self):
         self._last_progress_write = _now()
-        atomic_write_json(self.path, self._record)
+        atomic_write_json(self.path, self._record, FILE_MODE)
 
     def _acquire_lock(self):
         if self._lock_fd is not None:
             return
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

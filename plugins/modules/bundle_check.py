@@ -40,12 +40,13 @@ options:
   path:
     description:
       - The export bundle, for example C(4x-export-20240101-120000.tar), on the host that runs the module.
+        An empty string is refused.
     type: path
     required: true
   dest:
     description:
       - Directory that receives the extracted bundle, in a subdirectory named after the bundle.
-      - Created if missing.
+      - Created if missing. An empty string is refused.
     type: path
     required: true
   allow_missing_checksum:
@@ -63,7 +64,7 @@ options:
   min_free_mb:
     description:
       - Space in MiB that must stay free on the file system of O(dest). Checked before extraction starts
-        and before each file is written; the step fails rather than fill the disk.
+        and before each file is written; the step fails rather than fill the disk. C(0) or more.
     type: int
     default: 64
 attributes:
@@ -181,7 +182,7 @@ inventory:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.common import check_paths, check_ranges, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     SKIP,
     Journal,
@@ -197,6 +198,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.zenoss_bundle import
 
 
 def check_bundle(params, check_mode):
+    check_options(params)
     target = extraction_dir(params["path"], params["dest"])
     identity = bundle_identity(params["path"])
     inputs = fingerprint({
@@ -243,16 +245,26 @@ def _counts(inventory):
     }
 
 
-def main():
-    argument_spec = dict(
+def check_options(params):
+    """Refuse bad values before anything is recorded: empty paths, a negative free-space margin."""
+    check_paths(params, ("path", "dest", "state_dir"))
+    check_ranges(params, {"min_free_mb": (0, None)})
+
+
+def argument_spec():
+    spec = dict(
         path=dict(type="path", required=True),
         dest=dict(type="path", required=True),
         allow_missing_checksum=dict(type="bool", default=False),
         verify_dumps=dict(type="bool", default=True),
         min_free_mb=dict(type="int", default=64),
     )
-    argument_spec.update(state_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(state_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     exit_with(module, lambda: check_bundle(module.params, module.check_mode),
               lambda result: result.get("inventory", {}).get("warnings", []))
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, open_private
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     COMPLETE,
     FAILED,
@@ -135,3 +135,22 @@ def test_corrupt_record_names_the_file(tmp_path):
 def test_journal_without_state_dir_reads_empty(tmp_path):
     assert Journal(str(tmp_path / "missing"), create=False).records() == []
     assert not (tmp_path / "missing").exists()
+
+
+def test_records_and_locks_are_readable_by_their_owner_only(tmp_path):
+    """Records hold errors and results; before, they were 0644 like the lock."""
+    old = os.umask(0o022)  # the usual umask: the modes must not rely on a stricter one
+    try:
+        step = Journal(str(tmp_path)).step("load")
+        with step.begin("fp"):
+            step.progress(1, flush=True)
+            step.save_checkpoint({"at": 1})
+        modes = dict((name, os.stat(str(tmp_path / "steps" / name)).st_mode & 0o777)
+                     for name in os.listdir(str(tmp_path / "steps")))
+        steps_mode = os.stat(str(tmp_path / "steps")).st_mode & 0o777
+        with open_private(str(tmp_path / "steps" / "load.done"), append=True) as handle:
+            handle.write(b"a\n")  # the files the RRD converters keep beside the record
+    finally:
+        os.umask(old)
+    assert modes == {"load.json": 0o600, "load.lock": 0o600} and steps_mode == 0o700
+    assert os.stat(str(tmp_path / "steps" / "load.done")).st_mode & 0o777 == 0o600
