@@ -31,6 +31,7 @@ import itertools
 import math
 import operator
 import os
+import time
 from xml.etree import ElementTree
 
 from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs, tree_files
@@ -92,6 +93,10 @@ class Archive:
                 "xff": self.xff, "step": self.step}
 
 
+def _utc(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 def _binding_error(path, exc):
     return FerryError("%s is not a readable RRD file (%s)" % (path, str(exc).strip() or type(exc).__name__))
 
@@ -141,6 +146,21 @@ class RrdFile:
                 best[archive.step] = archive
         return [best[step] for step in sorted(best)]
 
+    def check_times(self, first, last, target):
+        """Refuse a file whose data would be stamped outside ``[first, last]`` (seconds since 1970), the times
+        ``target`` can store: its last update, or a known value of a row whose interval begins before ``first``
+        (rows before it that are unknown are left out anyway)."""
+        if not first <= self.last_update <= last:
+            raise FerryError("%s: last update %s is outside the times %s can store (%s to %s)"
+                             % (self.path, self.last_update, target, _utc(first), _utc(last)))
+        for archive in self.archives:
+            early = min(archive.rows, -(-(first - archive.start) // archive.step))
+            for source in self.sources if early > 0 else ():
+                runs = self.unknown(archive, source.index)
+                if not runs or runs[0][0] > 0 or runs[0][1] < early:
+                    raise FerryError("%s: archive %d holds values of %s for intervals beginning before %s, which "
+                                     "%s cannot store" % (self.path, archive.index, source.name, _utc(first), target))
+
     def describe(self):
         return {"step": self.step, "last_update": self.last_update,
                 "sources": [ds.as_dict() for ds in self.sources],
@@ -151,6 +171,11 @@ class RrdFile:
 def _read_binary(path):
     if rrdtool is None:
         raise FerryError("reading %s needs the rrdtool Python binding (pip install rrdtool)" % path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # the binding would pass NULL to librrd (fetch then crashes the process)
+        raise FerryError("%s: the rrdtool binding cannot open a file whose name is not UTF-8: rename it, or convert "
+                         "its rrdtool dump XML" % path)
     try:
         info = rrdtool.info(path)
     except Exception as exc:  # rrdtool.OperationalError, or a TypeError on odd paths
@@ -163,14 +188,14 @@ def _read_binary(path):
         prefix = "ds[%s]." % name
         sources.append(DataSource(position, name, info[prefix + "type"], int(info[prefix + "minimal_heartbeat"]),
                                   info.get(prefix + "min"), info.get(prefix + "max")))
-    archives = []
+    specs = []
     index = 0
     while "rra[%d].cf" % index in info:
         prefix = "rra[%d]." % index
-        archives.append(Archive(index, info[prefix + "cf"], int(info[prefix + "pdp_per_row"]),
-                                int(info[prefix + "rows"]), float(info[prefix + "xff"]), step, last_update))
+        specs.append((info[prefix + "cf"], int(info[prefix + "pdp_per_row"]), int(info[prefix + "rows"]),
+                      float(info[prefix + "xff"])))
         index += 1
-    _check_header(path, step, sources, archives)
+    archives = _archives(path, step, last_update, sources, specs)
     return RrdFile(path, step, last_update, sources, archives, raw=_raw_layout(path, info, sources, archives))
 
 
@@ -245,10 +270,18 @@ def _fetch_rows(path, archive):
     return rows
 
 
-def _check_header(path, step, sources, archives):
-    if step <= 0 or not sources or not archives:
+def _archives(path, step, last_update, sources, specs):
+    """The archives of a header checked first: ``specs`` are (cf, pdp_per_row, rows, xff) in file order."""
+    if step <= 0 or not sources or not specs:
         raise FerryError("%s is not a usable RRD file (step %s, %d data sources, %d archives)"
-                         % (path, step, len(sources), len(archives)))
+                         % (path, step, len(sources), len(specs)))
+    archives = []
+    for index, (cf, pdp_per_row, rows, xff) in enumerate(specs):
+        if pdp_per_row <= 0 or rows <= 0:
+            raise FerryError("%s is not a usable RRD file (archive %d has pdp_per_row %s and %s rows)"
+                             % (path, index, pdp_per_row, rows))
+        archives.append(Archive(index, cf, pdp_per_row, rows, xff, step, last_update))
+    return archives
 
 
 # -- rrdtool dump XML ----------------------------------------------------------------------------------------
@@ -271,7 +304,7 @@ def _open_maybe_gzip(path):
 def _read_xml(path):
     """Parse a dump incrementally: rows of each archive are kept, elements are freed as they end."""
     step = last_update = None
-    sources, archives, all_rows = [], [], []
+    sources, specs, all_rows = [], [], []
     pending = {}
     try:
         with _open_maybe_gzip(path) as handle:
@@ -299,11 +332,15 @@ def _read_xml(path):
                 elif tag == "xff":
                     pending["xff"] = float(elem.text)
                 elif tag == "row":
-                    pending["rows"].append(tuple(_number(v.text) for v in elem))
+                    row = tuple(_number(v.text) for v in elem)
+                    if len(row) != len(sources):  # a short row would shift the data sources' columns
+                        raise FerryError("%s is not a readable rrdtool dump (archive %d row %d has %d values for "
+                                         "%d data sources)" % (path, len(specs), len(pending["rows"]), len(row),
+                                                               len(sources)))
+                    pending["rows"].append(row)
                     elem.clear()
                 elif tag == "rra":
-                    archives.append(Archive(len(archives), pending["cf"], pending["pdp"], len(pending["rows"]),
-                                            pending.get("xff", 0.5), step, last_update))
+                    specs.append((pending["cf"], pending["pdp"], len(pending["rows"]), pending.get("xff", 0.5)))
                     all_rows.append(pending["rows"])
                     pending = {}
                     elem.clear()
@@ -311,7 +348,7 @@ def _read_xml(path):
         raise FerryError("%s is not a readable rrdtool dump (%s)" % (path, exc))
     if step is None or last_update is None:
         raise FerryError("%s is not a readable rrdtool dump (no step or lastupdate)" % path)
-    _check_header(path, step, sources, archives)
+    archives = _archives(path, step, last_update, sources, specs)
     columns = dict((archive.index, _rows_to_columns(rows, len(sources))) for archive, rows in zip(archives, all_rows))
     return RrdFile(path, step, last_update, sources, archives, columns=columns)
 

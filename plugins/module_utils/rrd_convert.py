@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import csv
+import errno
 import functools
 import hashlib
 import io
@@ -28,7 +29,14 @@ import time
 import zlib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, whisper
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, remove_quietly, sync_filesystem
+from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+    FerryError,
+    free_bytes,
+    human_bytes,
+    open_private,
+    remove_quietly,
+    sync_filesystem,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import STOP_FILE, Stopped, stop_requested
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
     STAMP_END,
@@ -43,6 +51,8 @@ _NAV_UNSAFE = re.compile(r"[./ (),]")
 _ZENOSS_UNSAFE = re.compile(r"[^0-9a-zA-Z\-_./]")
 SAMPLE_LIMIT = 50  # failures / warnings listed in a result; the step's report file has them all
 FRAME_BYTES = 8 << 20  # point lines a worker holds before writing them as one gzip member
+TSDB_LAST_TIME = 9999999999  # OpenTSDB's latest time: 13 digits of milliseconds (2286-11-20)
+_UNPRINTABLE = dict((code, "\\x%02x" % code) for code in list(range(32)) + [127])
 
 
 def nav_escape(part):
@@ -56,7 +66,48 @@ def zenoss_escape(text):
 
 
 def in_shard(relative, shard_index, shard_count):
-    return shard_count <= 1 or zlib.crc32(relative.encode("utf-8")) % shard_count == shard_index
+    """Whether a file is in this shard: a hash of its name's bytes (as they are, UTF-8 or not)."""
+    return shard_count <= 1 or zlib.crc32(relative.encode("utf-8", "surrogateescape")) % shard_count == shard_index
+
+
+def readable(text):
+    """``text`` fit for a task result and a log: bytes of a file name that are not UTF-8 as ``\\xff``, control
+    characters (a newline in a file name) as ``\\x0a``. Ansible refuses a result that is not valid UTF-8."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that do not stand for bytes
+        data = text.encode("utf-8", "backslashreplace")
+    return data.decode("utf-8", "backslashreplace").translate(_UNPRINTABLE)
+
+
+def file_error(relative, exc):
+    """The reason one file failed, naming it: whatever the file holds fails that file, not its group."""
+    if isinstance(exc, FerryError):
+        text = str(exc)
+    elif isinstance(exc, (OSError, ValueError)):
+        text = "%s: %s" % (relative, exc)
+    else:  # a case no check foresaw: still that file's failure, with what went wrong
+        text = "%s: %s: %s" % (relative, type(exc).__name__, exc)
+    return text if relative in text else "%s: %s" % (relative, text)
+
+
+class NoSpace(FerryError):
+    """The file system of the output is too full to go on: the run stops (files of other groups are fine)."""
+
+
+def check_space(directory, needed, min_free, what):
+    """Raise :class:`NoSpace` when writing ``needed`` bytes for ``what`` (a file name; None before anything is
+    written) would leave less than ``min_free`` bytes free where ``directory`` is, or will be."""
+    if not min_free and not needed:
+        return
+    existing = directory
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # a directory not made yet: the file system it will be on
+    free = free_bytes(existing)
+    if free - needed < min_free:
+        message = "not enough free space in %s: %s free, %s must stay free (min_free_mb)" % (
+            directory, human_bytes(free), human_bytes(min_free))
+        raise NoSpace(message + (", and %s needs %s" % (readable(what), human_bytes(needed)) if needed else ""))
 
 
 # -- naming ---------------------------------------------------------------------------------------------------
@@ -156,6 +207,9 @@ class NavNames:
 
     def __init__(self, prefix="", mapping=None, unmapped="default"):
         self.prefix = prefix.strip(".")
+        problem = whisper.metric_problem(self.prefix) if self.prefix else None
+        if problem:
+            raise FerryError("invalid metric_prefix %s: %s" % (ascii(prefix), problem))
         self.mapping = mapping
         self.unmapped = unmapped
 
@@ -430,11 +484,13 @@ class WhisperJob:
 
     Called with a group of files: new whisper files are written to a staging directory, made durable
     with one file-system sync, then renamed into place (and synced again) before the group's results
-    are returned, so a file reported done survives a crash.
+    are returned, so a file reported done survives a crash. Whatever goes wrong with one file (its data,
+    its metric names, placing its whisper files) fails that file alone; only a lack of space
+    (``min_free`` bytes must stay free in ``dest``) stops the run.
     """
 
     def __init__(self, src, dest, names, rules=None, consolidations=("AVERAGE",), counters="rebuild",
-                 owner=None, mode=0o644, dir_mode=0o755, staging=None):
+                 owner=None, mode=0o644, dir_mode=0o755, staging=None, min_free=0):
         self.src = os.path.abspath(src)
         self.dest = os.path.abspath(dest)
         self.names = names
@@ -445,42 +501,47 @@ class WhisperJob:
         self.mode = mode
         self.dir_mode = dir_mode
         self.staging = staging or os.path.join(self.dest, ".ferry-staging")
+        self.min_free = min_free
+        self._proven = set()  # directories found inside dest by this group
 
     def __call__(self, files):
-        renames = []
-        results = [self.convert(relative, renames) for relative in files]
-        if renames:
-            try:
-                self._commit(renames)
-            except OSError as exc:
-                for temp, _path in renames:
-                    remove_quietly(temp)
-                for result in results:
-                    result.setdefault("error", "%s: writing whisper files failed (%s)" % (result["file"], exc))
-        return results
+        converted, taken = [], set()  # (result, its staged files) per file; the whisper files staged so far
+        self._proven = set()
+        try:
+            for relative in files:
+                staged = []
+                converted.append((self.convert(relative, staged, taken), staged))
+                taken.update(path for _temp, path, _points in staged)
+            self._commit(converted)
+        except BaseException:  # out of space, or killed: nothing of the group stays staged
+            for _result, staged in converted:
+                _unstage(None, staged)
+            raise
+        return [result for result, _staged in converted]
 
-    def convert(self, relative, renames):
-        """One RRD file: its result; new whisper files are appended to ``renames`` as (temp, path)."""
+    def convert(self, relative, staged, taken=frozenset()):
+        """One RRD file: its result; its new whisper files are appended to ``staged`` as (temp, path, points).
+        ``taken``: whisper files other files of the group stage (a metric comes from one data source only)."""
         result = {"file": relative, "created": 0, "backfilled": 0, "up_to_date": 0, "points": 0, "warnings": [],
                   "stamp": file_stamp(os.path.join(self.src, relative))}  # taken first: a later change shows
-        mark = len(renames)
         try:
             rrd = RrdFile.open(os.path.join(self.src, relative))
+            rrd.check_times(whisper.FIRST_TIME, whisper.LAST_TIME, "whisper")
             for cf in self.consolidations:
                 if not rrd.archives_of(cf):
                     if cf != "AVERAGE":
                         result["warnings"].append("%s: no %s archive" % (relative, cf))
                     continue
                 for source in rrd.sources:
-                    self._one(rrd, relative, source, cf, result, renames)
-        except (FerryError, OSError, ValueError, ZeroDivisionError) as exc:
-            for temp, _path in renames[mark:]:
-                remove_quietly(temp)
-            del renames[mark:]
-            result["error"] = str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc)
+                    self._one(rrd, relative, source, cf, result, staged, taken)
+        except NoSpace:
+            raise
+        except Exception as exc:  # what one file holds fails that file only, whatever it is
+            _unstage(result, staged)
+            result["error"] = file_error(relative, exc)
         return result
 
-    def _one(self, rrd, relative, source, cf, result, renames):
+    def _one(self, rrd, relative, source, cf, result, staged, taken):
         metric = self.names.metric(relative, source.name)
         if metric is None:
             result.setdefault("skipped", []).append("%s ds %s: not in the mapping file" % (relative, source.name))
@@ -489,7 +550,8 @@ class WhisperJob:
             metric += "_" + cf.lower()
         series = SourceSeries(rrd, source, cf, self.counters, self.names.scale(relative, source.name))
         path = whisper.whisper_path(self.dest, metric)
-        if any(final == path for _temp, final in renames):
+        whisper.check_inside(self.dest, path, self._proven)
+        if path in taken or any(final == path for _temp, final, _points in staged):
             raise FerryError("%s: metric %s comes from two data sources (check the mapping)" % (relative, metric))
         if os.path.exists(path):
             written = whisper.backfill(path, existing_series(series))
@@ -502,31 +564,69 @@ class WhisperJob:
         result["warnings"].extend("%s: %s" % (metric, w) for w in warnings)
         layout = whisper.Layout([t.as_tuple() for t in targets], method, xff)
         data, points = whisper.build(layout, [target_series(series, t) for t in targets])
-        renames.append((self._stage(data), path))
+        staged.append((self._stage(data, path), path, points))
         result["created"] += 1
         result["points"] += points
 
-    def _stage(self, data):
+    def _stage(self, data, path):
+        check_space(self.dest, len(data), self.min_free, path)
         if not os.path.isdir(self.staging):
             os.makedirs(self.staging, exist_ok=True)
         fd, temp = tempfile.mkstemp(suffix=".wsp.tmp", dir=self.staging)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, self.mode)
-        if self.owner:
-            os.chown(temp, *self.owner)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(temp, self.mode)
+            if self.owner:
+                os.chown(temp, *self.owner)
+        except BaseException:
+            remove_quietly(temp)
+            raise
         return temp
 
-    def _commit(self, renames):
+    def _commit(self, converted):
+        """Sync the staged files once, rename each file's into place, sync again. A file whose whisper files
+        cannot be placed (a name too long for the file system, a symlink leading out of ``dest``) fails alone;
+        the ones it placed already stay (a later run backfills them)."""
+        if not any(staged for _result, staged in converted):
+            return
         sync_filesystem(self.staging)
         directories = set()
-        for temp, path in renames:
-            directory = os.path.dirname(path)
-            if directory not in directories:
-                whisper.make_dirs(directory, self.dir_mode, self.owner)
-                directories.add(directory)
-            os.rename(temp, path)
+        for result, staged in converted:
+            try:
+                while staged:
+                    temp, path, _points = staged[0]
+                    self._place(temp, path, directories)
+                    del staged[0]
+            except (FerryError, OSError) as exc:
+                _unstage(result, staged)
+                result["error"] = "%s: cannot place its whisper file %s (%s)" % (result["file"], path, _reason(exc))
         sync_filesystem(self.dest)
+
+    def _place(self, temp, path, directories):
+        directory = os.path.dirname(path)
+        if directory not in directories:
+            whisper.make_dirs(directory, self.dir_mode, self.owner)
+            whisper.check_inside(self.dest, path)  # again, now that its directories exist
+            directories.add(directory)
+        os.rename(temp, path)  # replaces a symlink at ``path``, never follows it
+
+
+def _reason(exc):
+    """An OSError as its text and errno name (``File name too long (ENAMETOOLONG)``), anything else as is."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return "%s (%s)" % (exc.strerror, errno.errorcode.get(exc.errno, exc.errno))
+    return str(exc)
+
+
+def _unstage(result, staged):
+    """Remove a file's staged whisper files and, with its ``result``, stop counting them as created."""
+    for temp, _path, points in staged:
+        remove_quietly(temp)
+        if result is not None:
+            result["created"] -= 1
+            result["points"] -= points
+    del staged[:]
 
 
 class TsdbJob:
@@ -552,6 +652,7 @@ class TsdbJob:
         """(metric, tags, segments) of each data source of the file (``tsdb.series_lines`` segments), and how
         many infinite values were left out."""
         rrd = RrdFile.open(os.path.join(self.src, relative))
+        rrd.check_times(1, TSDB_LAST_TIME, "OpenTSDB")
         fields = self.names.fields(relative)
         several = len(rrd.sources) > 1
         out, infinite = [], 0
@@ -583,7 +684,7 @@ class DoneLog:
     def __init__(self, path, resume):
         self.path = path
         self.done = DoneLog.read(path) if resume else {}
-        self._handle = open(path, "ab" if resume else "wb")
+        self._handle = open_private(path, append=resume)
         if resume:  # cut a torn last line, or the next entry would be glued to it
             self._handle.truncate(self._complete_size(path))
         self._synced = time.time()
@@ -734,18 +835,19 @@ class Totals:
         self.warnings = []
         self.skips = []
         self.report_path = report_path
-        self._report = open(report_path, "ab" if resume else "wb")
+        self._report = open_private(report_path, append=resume)
 
     def add(self, result):
         self.counts["files"] += 1
         for key in ("created", "backfilled", "up_to_date", "points"):
             self.counts[key] += result.get(key, 0)
-        problems = [("warning", text) for text in result.get("warnings", ())]
-        problems += [("skipped", text) for text in result.get("skipped", ())]
+        problems = [("warning", readable(text)) for text in result.get("warnings", ())]
+        problems += [("skipped", readable(text)) for text in result.get("skipped", ())]
         if result.get("error"):
-            problems.append(("failed", result["error"]))
+            error = readable(result["error"])
+            problems.append(("failed", error))
             self.counts["failed"] += 1
-            _sample(self.failures, result["error"])
+            _sample(self.failures, error)
         for kind, text in problems:
             if kind == "warning":
                 self.counts["warnings"] += 1
@@ -753,7 +855,7 @@ class Totals:
             elif kind == "skipped":
                 self.counts["skipped"] += 1
                 _sample(self.skips, text)
-            self._report.write(json.dumps({"file": result["file"], kind: text}).encode("utf-8") + b"\n")
+            self._report.write(json.dumps({"file": readable(result["file"]), kind: text}).encode("utf-8") + b"\n")
 
     def close(self):
         self._report.close()
@@ -805,13 +907,15 @@ def _sample(bucket, text):
 
 def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, state_path=None, files_per_group=16,
                          files=None, stop_dir=None, skip_failed=None):
-    """Convert every pending RRD of ``job.src`` in this shard; returns :meth:`Totals.result`."""
+    """Convert every pending RRD of ``job.src`` in this shard; returns :meth:`Totals.result`. The run stops
+    (:class:`NoSpace`) before a whisper file would leave less than ``job.min_free`` bytes free in ``job.dest``."""
     state_path = state_path or os.path.join(job.dest, ".ferry-rrd_to_whisper")
     done = DoneLog(state_path + ".done", resume)
     totals = Totals(state_path + ".report.jsonl", resume)
     pending = functools.partial(pending_files, job.src, shard[0], shard[1], done.done, files, skip_failed)
     shutil.rmtree(job.staging, ignore_errors=True)  # what a killed run left
     try:
+        check_space(job.dest, 0, job.min_free, None)
         _run_groups(job, pending, files_per_group, workers, totals, done, True, step, stop_dir)
     finally:
         done.close()
@@ -823,48 +927,31 @@ def convert_whisper_tree(job, shard=(0, 1), workers=1, step=None, resume=False, 
 
 
 class PointBatchJob:
-    """Converts a group of RRD files into one finished point batch (the time-series batch format)."""
+    """Converts a group of RRD files into one finished point batch (the time-series batch format).
 
-    def __init__(self, job, dest):
+    Whatever goes wrong with one file fails that file alone (none of its points are in the batch); only a
+    lack of space (``min_free`` bytes must stay free in ``dest``) stops the run, leaving no partial batch.
+    """
+
+    def __init__(self, job, dest, min_free=0):
         self.job = job
         self.dest = os.path.abspath(dest)
+        self.min_free = min_free
 
     def __call__(self, files):
-        name = "rrd-" + hashlib.sha1("\n".join([self.job.src] + files).encode("utf-8")).hexdigest()[:16]
-        writer = tsdb.BatchWriter(self.dest, name)
+        key = "\n".join([self.job.src] + files).encode("utf-8", "surrogateescape")
+        writer = tsdb.BatchWriter(self.dest, "rrd-" + hashlib.sha1(key).hexdigest()[:16])
         results, finished = [], []
         try:
             for relative in files:
-                result = {"file": relative, "points": 0, "stamp": file_stamp(os.path.join(self.job.src, relative))}
-                reason = self.job.skip_reason(relative)
-                if reason:
-                    result["skipped"] = ["%s: %s" % (relative, reason)]
-                else:
-                    try:
-                        blocks = []  # all of a file's series, or none of them if one fails
-                        series, infinite = self.job.series(relative)
-                        if infinite:
-                            result["warnings"] = ["%s: %d infinite value(s) left out (JSON and OpenTSDB have no "
-                                                  "infinity)" % (relative, infinite)]
-                        for metric, tags, segments in series:
-                            count, first, last = tsdb.segments_span(segments)
-                            if count:
-                                prefix = tsdb.series_prefix(metric, tsdb.normalize_tags(tags))
-                                blocks.append((metric, tsdb.series_lines(prefix, segments), count, first * 1000,
-                                               last * 1000))
-                        for block in blocks:
-                            writer.add_lines(*block)
-                            result["points"] += block[2]
-                        if writer.pending_bytes >= FRAME_BYTES:
-                            writer.end_frame()  # bounded memory: a gzip member of whole files
-                    except FerryError as exc:
-                        result = {"file": relative, "error": str(exc), "stamp": result["stamp"]}
-                    except (OSError, ValueError) as exc:
-                        result = {"file": relative, "error": "%s: %s" % (relative, exc), "stamp": result["stamp"]}
+                result = self._file(writer, relative)
                 if "error" not in result:
                     finished.append(relative)
                 results.append(result)
+                if writer.pending_bytes >= FRAME_BYTES:
+                    self._end_frame(writer, relative)  # bounded memory: a gzip member of whole files
             if finished:
+                self._end_frame(writer, finished[-1])
                 writer.finish({"files": finished, "source": "rrd"})
             else:
                 writer.abort()
@@ -874,6 +961,36 @@ class PointBatchJob:
             remove_quietly(writer.partial)
             raise
         return results
+
+    def _file(self, writer, relative):
+        """Add one file's points to ``writer``; its result."""
+        result = {"file": relative, "points": 0, "stamp": file_stamp(os.path.join(self.job.src, relative))}
+        try:
+            reason = self.job.skip_reason(relative)
+            if reason:
+                result["skipped"] = ["%s: %s" % (relative, reason)]
+                return result
+            blocks = []  # all of a file's series, or none of them if one fails
+            series, infinite = self.job.series(relative)
+            if infinite:
+                result["warnings"] = ["%s: %d infinite value(s) left out (JSON and OpenTSDB have no "
+                                      "infinity)" % (relative, infinite)]
+            for metric, tags, segments in series:
+                count, first, last = tsdb.segments_span(segments)
+                if count:
+                    prefix = tsdb.series_prefix(metric, tsdb.normalize_tags(tags))
+                    blocks.append((metric, tsdb.series_lines(prefix, segments), count, first * 1000, last * 1000))
+        except Exception as exc:  # what one file holds fails that file only, whatever it is
+            return {"file": relative, "error": file_error(relative, exc), "stamp": result["stamp"]}
+        for block in blocks:
+            writer.add_lines(*block)
+            result["points"] += block[2]
+        return result
+
+    def _end_frame(self, writer, relative):
+        """Write the points held (compressed, at most ``pending_bytes``), keeping ``min_free`` bytes free."""
+        check_space(self.dest, writer.pending_bytes, self.min_free, "the batch ending with %s" % relative)
+        writer.end_frame()
 
 
 def _chunks(items, size):
@@ -893,32 +1010,43 @@ def points_done(dest, clean=True):
     done = {}
     if not os.path.isdir(dest):
         return done
-    for entry in os.listdir(dest):
-        if clean and entry.startswith(".rrd-") and entry.endswith(".partial"):
-            remove_quietly(os.path.join(dest, entry))
+    if clean:
+        remove_partial_batches(dest)
     for manifest in tsdb.finished_batches(dest):
         if manifest.get("source") == "rrd":
             done.update(dict.fromkeys(manifest.get("files") or ()))
     return done
 
 
+def remove_partial_batches(dest):
+    """Remove the unfinished batches of a killed (or stopped) conversion."""
+    for entry in os.listdir(dest):
+        if entry.startswith(".rrd-") and entry.endswith(".partial"):
+            remove_quietly(os.path.join(dest, entry))
+
+
 def convert_points_tree(job, dest, shard=(0, 1), workers=1, step=None, files_per_batch=64, state_path=None,
-                        files=None, resume=False, stop_dir=None, skip_failed=None):
+                        files=None, resume=False, stop_dir=None, skip_failed=None, min_free=0):
     """Convert every RRD of ``job.src`` in this shard not yet in a finished batch of ``dest``.
 
     The batch manifests are the completion record: a file is done once the batch holding it is. Failed
-    files are recorded in ``<state_path>.failed``.
+    files are recorded in ``<state_path>.failed``. The run stops (:class:`NoSpace`) before a batch would
+    leave less than ``min_free`` bytes free in ``dest``.
     """
     if not os.path.isdir(dest):
         os.makedirs(dest)
+    check_space(dest, 0, min_free, None)
     done = points_done(dest)
     state_path = state_path or os.path.join(dest, ".ferry-rrd_to_tsdb")
     totals = Totals(state_path + ".report.jsonl", resume)
     failures = DoneLog(state_path + ".failed", resume)
     pending = functools.partial(pending_files, job.src, shard[0], shard[1], done, files, skip_failed)
     try:
-        _run_groups(PointBatchJob(job, dest), pending, files_per_batch, workers, totals, failures, False, step,
-                    stop_dir)
+        _run_groups(PointBatchJob(job, dest, min_free), pending, files_per_batch, workers, totals, failures, False,
+                    step, stop_dir)
+    except BaseException:
+        remove_partial_batches(dest)  # those of the other workers, stopped in the middle of their batch
+        raise
     finally:
         totals.close()
         failures.close()

@@ -8,9 +8,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_ranges
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import RESUME, RUN, SKIP, Journal, fingerprint
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     default_workers,
@@ -18,6 +19,12 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     relative_files,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import source_files
+
+
+MAX_WORKERS = 1024
+# the numeric options of the doc fragment, (lowest, highest) both allowed, None: no upper bound
+RANGES = {"workers": (0, MAX_WORKERS), "shard_count": (1, None), "shard_index": (0, None),
+          "max_failed_files": (0, None), "min_free_mb": (0, None)}
 
 
 def rrd_argument_spec():
@@ -30,7 +37,14 @@ def rrd_argument_spec():
         shard_index=dict(type="int", default=0),
         shard_count=dict(type="int", default=1),
         max_failed_files=dict(type="int", default=0),
+        min_free_mb=dict(type="int", default=512),
     )
+
+
+def check_numbers(params, ranges=None):
+    """Refuse a numeric option outside its documented range before anything is read or written; ``ranges``: a
+    module's own numeric options, as ``common.check_ranges`` takes them."""
+    check_ranges(params, dict(RANGES, **(ranges or {})))
 
 
 def needs_binding(params):
@@ -41,13 +55,50 @@ def needs_binding(params):
     return any(name.endswith(".rrd") for name in names)
 
 
+_OCTAL = re.compile(r"^(0o?)?[0-7]+$")
+_CLAUSE = re.compile(r"^([ugoa]+)([-+=])([rwxst]*)$")
+_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o1007}  # every bit a class of users can have
+_BITS = {"r": 0o444, "w": 0o222, "x": 0o111, "s": 0o6000, "t": 0o1000}
+
+
 def parse_mode(value):
-    try:
-        mode = int(str(value), 8)
-    except ValueError:
-        raise FerryError("invalid mode %r: give octal permissions such as 0644" % (value,))
+    """Permissions as Ansible's file modules take them: an integer is its value (``mode: 0644`` unquoted is the
+    YAML integer 420, which is 0o644), a string is octal (``"0644"``, ``"644"``, ``"0o644"``) or symbolic
+    (``"u=rw,g=r,o=r"``, applied to no permissions: the files are new). From 0 to 0o7777."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise FerryError("invalid mode %r: give octal permissions such as '0644', or symbolic ones such as "
+                         "'u=rw,g=r,o=r'" % (value,))
+    if isinstance(value, int):
+        mode = value
+    elif _OCTAL.match(value.strip()):
+        mode = int(value.strip(), 8)
+    else:
+        mode = _symbolic_mode(value)
     if not 0 <= mode <= 0o7777:
-        raise FerryError("invalid mode %r" % (value,))
+        raise FerryError("invalid mode %r: permissions go from 0 to 0o7777 (give '0644' quoted, or 420)" % (value,))
+    return mode
+
+
+def _symbolic_mode(text):
+    """``u=rw,g=r,o=r`` and the like (``+``, ``-``, ``=``; r, w, x, s, t) applied to no permissions."""
+    mode = 0
+    for clause in text.split(","):
+        match = _CLAUSE.match(clause.strip())
+        if not match:
+            raise FerryError("invalid mode %r: give octal permissions such as '0644', or symbolic ones such as "
+                             "'u=rw,g=r,o=r' (who: u, g, o, a; operator: +, - or =; permissions: r, w, x, s, t)"
+                             % (text,))
+        users, operator, permissions = match.groups()
+        mask = 0
+        for who in users.replace("a", "ugo"):
+            mask |= _WHO[who]
+        bits = mask & sum(_BITS[p] for p in set(permissions))
+        if operator == "=":
+            mode = (mode & ~mask) | bits
+        elif operator == "+":
+            mode |= bits
+        else:
+            mode &= ~bits
     return mode
 
 
@@ -82,8 +133,6 @@ def prepare(params, check_mode, inputs, default_step, done_so_far):
     if params["shard_count"] < 1 or not 0 <= params["shard_index"] < params["shard_count"]:
         raise FerryError("shard_index must be in [0, shard_count): got %d of %d"
                          % (params["shard_index"], params["shard_count"]))
-    if params["workers"] < 0 or params["max_failed_files"] < 0:
-        raise FerryError("workers and max_failed_files cannot be negative")
     files = relative_files(src, params["files"]) if params["files"] else None
     inputs = dict(inputs, src=src, files=files, counters=params["counters"],
                   shard=(params["shard_index"], params["shard_count"]))

@@ -52,6 +52,9 @@ AGGREGATION_NAMES = dict((number, name) for name, number in AGGREGATIONS.items()
 _UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800, "years": 31536000}
 _SWAP = sys.byteorder == "little"
 _NAN = float("nan")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+FIRST_TIME, LAST_TIME = 1, (1 << 32) - 1  # a point's time is a uint32, 0 marking an empty slot
+_UINT32 = 1 << 32
 
 
 # -- bytes ---------------------------------------------------------------------------------------------------
@@ -152,6 +155,9 @@ class Layout:
             self.offsets.append(offset)
             offset += points * POINT_SIZE
         self.size = offset
+        if offset >= _UINT32 or any(spp * points >= _UINT32 for spp, points in self.archives):
+            raise ValueError("whisper cannot hold these archives (%s): offsets and retentions are 32-bit"
+                             % ", ".join("%d s x %d" % archive for archive in self.archives))
 
     def header(self):
         retention = max(spp * points for spp, points in self.archives)
@@ -334,36 +340,39 @@ def install_tree(src, dest, owner=None, mode=0o644, dir_mode=0o755, dry_run=Fals
     (one file-system sync) and linked into place; one there already (Carbon writes it, or an earlier
     install) is only filled by :func:`merge`. Every step is safe to repeat, so a killed install is run
     again as it is. A file that arrived in ``src`` before the last install without failure, and is in
-    ``dest``, was merged then and is not read again, unless ``everything``. ``progress(files done)`` is
-    called after each group. Returns (counts, failures).
+    ``dest``, was merged then and is not read again, unless ``everything``. A path resolving outside
+    ``src`` or ``dest`` (through a symlink) fails that file. ``progress(files done)`` is called after each
+    group. Returns (counts, failures).
     """
     counts = dict.fromkeys(INSTALL_COUNTS, 0)
     failures, staged = [], []
     mark = os.path.join(src, INSTALLED_MARK)
     since = None if everything else _mtime_ns(mark)
     if not dry_run:
-        with open(mark + ".new", "wb"):
-            pass  # its time, the file system's clock, is when this install started
+        _create_new(mark + ".new")  # its time, the file system's clock, is when this install started
     for relative in tree_files(src, (".wsp",)):
         if any(part.startswith(".ferry-") for part in relative.split(os.sep)):
             continue  # a converter's staging directory that travelled along
         counts["files"] += 1
         try:
-            _install_file(os.path.join(src, relative), os.path.join(dest, relative), owner, mode, dir_mode, dry_run,
-                          since, counts, staged)
+            _install_file(src, dest, relative, owner, (mode, dir_mode), dry_run, since, counts, staged)
         except (FerryError, OSError) as exc:
-            counts["failed"] += 1
-            failures.append(str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc))
+            _failed(counts, failures, relative, exc)
         if len(staged) >= group_size or counts["files"] % group_size == 0:
-            _commit_staged(dest, staged)
+            _commit_staged(dest, staged, counts, failures)
             if progress:
                 progress(counts["files"])
-    _commit_staged(dest, staged)
+    _commit_staged(dest, staged, counts, failures)
     if progress:
         progress(counts["files"])
     if not dry_run and not counts["failed"]:
         os.rename(mark + ".new", mark)
     return counts, failures
+
+
+def _failed(counts, failures, relative, exc):
+    counts["failed"] += 1
+    failures.append(str(exc) if isinstance(exc, FerryError) else "%s: %s" % (relative, exc))
 
 
 def _mtime_ns(path):
@@ -373,7 +382,30 @@ def _mtime_ns(path):
         return None
 
 
-def _install_file(source, target, owner, mode, dir_mode, dry_run, since, counts, staged):
+def _open_new(path):
+    """A new file at ``path`` opened for writing, never through a symlink or a file left there."""
+    remove_quietly(path)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+
+
+def _create_new(path):
+    os.close(_open_new(path))
+
+
+def _copy_new(source, temp):
+    """Copy ``source`` to a new file ``temp`` (a symlink planted at ``temp`` is replaced, not followed)."""
+    try:
+        with open(source, "rb") as reader, os.fdopen(_open_new(temp), "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+    except BaseException:
+        remove_quietly(temp)
+        raise
+
+
+def _install_file(src, dest, relative, owner, modes, dry_run, since, counts, staged):
+    source, target = os.path.join(src, relative), os.path.join(dest, relative)
+    check_inside(src, source)  # a symlink in src is not followed out of it
+    check_inside(dest, target)  # nor one in dest written through
     temp = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".ferry-tmp")
     if os.path.exists(target):
         if since is not None and os.stat(source).st_ctime_ns < since:
@@ -386,34 +418,44 @@ def _install_file(source, target, owner, mode, dir_mode, dry_run, since, counts,
         counts["points"] += written
         return
     read_layout_of(source)  # a damaged file fails here, by name, instead of being installed
+    if not dry_run:
+        make_dirs(os.path.dirname(target), modes[1], owner)
+        check_inside(dest, target)  # again, now that its directories exist
+        _copy_new(source, temp)
+        os.chmod(temp, modes[0])
+        if owner:
+            os.chown(temp, *owner)
+        staged.append((relative, temp, target))
     counts["created"] += 1
-    if dry_run:
-        return
-    make_dirs(os.path.dirname(target), dir_mode, owner)
-    shutil.copyfile(source, temp)
-    os.chmod(temp, mode)
-    if owner:
-        os.chown(temp, *owner)
-    staged.append((temp, target))
 
 
-def _commit_staged(dest, staged):
-    """Sync the staged copies, rename them into place, sync the renames."""
+def _commit_staged(dest, staged, counts, failures):
+    """Sync the staged copies, link them into place, sync the links; a file that cannot be placed fails alone."""
     if not staged:
         return
     sync_filesystem(dest)
-    for temp, target in staged:
+    for relative, temp, target in staged:
         try:
-            os.link(temp, target)  # unlike a rename, never replaces a file Carbon created meanwhile
-        except FileExistsError:
-            merge(temp, target)
-        except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise
-            os.rename(temp, target)  # a file system without hard links
-        remove_quietly(temp)
+            _place(dest, temp, target)
+        except (FerryError, OSError) as exc:
+            counts["created"] -= 1
+            _failed(counts, failures, relative, exc)
+        finally:
+            remove_quietly(temp)
     sync_filesystem(dest)
     del staged[:]
+
+
+def _place(dest, temp, target):
+    try:
+        os.link(temp, target)  # unlike a rename, never replaces a file Carbon created meanwhile
+    except FileExistsError:
+        check_inside(dest, target)
+        merge(temp, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        os.rename(temp, target)  # a file system without hard links
 
 
 def read_layout_of(path):
@@ -542,6 +584,49 @@ def _sections(path, required):
     return sections
 
 
+def metric_problem(metric):
+    """Why ``metric`` cannot name a whisper file, or None.
+
+    Carbon makes each dot a directory and escapes nothing (``getFilesystemPath``), so a name that is not
+    plain text elements between dots could leave the storage directory or break Carbon's line protocol:
+    it is refused, not escaped.
+    """
+    if "/" in metric or "\0" in metric:
+        return "it holds '/' or NUL"
+    if any(element == "" for element in metric.split(".")):
+        return "it has an empty element (a leading, trailing or double dot)"
+    if _CONTROL.search(metric):
+        return "it holds a control character (a newline, say)"
+    try:
+        metric.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8 (the file name it comes from has other bytes)"
+    return None
+
+
 def whisper_path(root, metric):
-    """Carbon's file for a metric: dots are directories."""
+    """Carbon's file for a metric: dots are directories. Refuses a metric :func:`metric_problem` finds fault with."""
+    problem = metric_problem(metric)
+    if problem:
+        raise FerryError("invalid metric name %s: %s" % (ascii(metric), problem))
     return os.path.join(root, *metric.split(".")) + ".wsp"
+
+
+def check_inside(root, path, proven=None):
+    """Refuse ``path`` unless it resolves inside ``root``: a symlink in the tree could lead elsewhere.
+
+    ``proven``: a set of directories already found inside ``root``, kept by a caller checking many files in
+    few directories (resolving a path costs a system call per element).
+    """
+    directory = os.path.dirname(path)
+    if proven is None or directory not in proven:
+        _refuse_outside(root, path, os.path.join(os.path.realpath(directory), os.path.basename(path)))
+        if proven is not None:
+            proven.add(directory)
+    if os.path.islink(path):
+        _refuse_outside(root, path, os.path.realpath(path))
+
+
+def _refuse_outside(root, path, real):
+    if not real.startswith(os.path.realpath(root).rstrip(os.sep) + os.sep):
+        raise FerryError("%s leads outside %s (to %s): refusing to follow it" % (path, root, real))

@@ -15,6 +15,8 @@ description:
   - Reads a migration's state directory and returns each recorded step with its status
     (C(running), C(complete), C(failed), or C(interrupted) for a step whose run was killed),
     progress, counts, timings and error, plus a readable table.
+  - A step record that cannot be read (damaged, not JSON) is reported as C(unreadable) with the reason as
+    its error, and a warning; the other steps are reported as usual.
   - Safe to run at any time, also while steps run (for example to follow an C(async) task).
   - Never changes anything.
 author:
@@ -25,6 +27,7 @@ options:
   state_dir:
     description:
       - The migration's state directory, as given to the steps' O(ferry.migrate.bundle_check#module:state_dir).
+        An empty string is refused.
     type: path
     default: ~/.ferry-migrate/state
   steps:
@@ -39,7 +42,7 @@ options:
         after a failed step).
     type: list
     elements: str
-    choices: [failed, interrupted, running, pending]
+    choices: [failed, interrupted, running, pending, unreadable]
     default: []
 attributes:
   check_mode:
@@ -84,7 +87,8 @@ steps:
       returned: always
       sample: bundle_check
     status:
-      description: C(pending), C(running), C(complete), C(failed) or C(interrupted).
+      description: C(pending), C(running), C(complete), C(failed), C(interrupted) or C(unreadable) (its record
+        cannot be read; RV(steps[].error) says why).
       type: str
       returned: always
       sample: complete
@@ -114,7 +118,7 @@ steps:
       type: dict
       returned: always
     error:
-      description: Why the step failed, null otherwise.
+      description: Why the step failed, or why its record is unreadable; null otherwise.
       type: str
       returned: always
 summary:
@@ -137,8 +141,9 @@ table:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_paths
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+    UNREADABLE,
     Journal,
     describe,
     format_table,
@@ -146,7 +151,8 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
 
 
 def collect(state_dir, only):
-    rows = [describe(record) for record in Journal(state_dir, create=False).records()]
+    check_paths({"state_dir": state_dir}, ("state_dir",))
+    rows = [_row(record) for record in Journal(state_dir, create=False).records()]
     if only:
         by_name = dict((row["name"], row) for row in rows)
         rows = [by_name.get(name) or _pending(name) for name in only]
@@ -159,6 +165,19 @@ def collect(state_dir, only):
         "complete": bool(rows) and all(row["status"] == "complete" for row in rows),
         "table": format_table(rows),
     }
+
+
+def _row(record):
+    """A step's row; a record whose fields are not what a step writes is unreadable, not a failed task."""
+    try:
+        return describe(record)
+    except (TypeError, ValueError, AttributeError) as exc:
+        return dict(_pending(record.get("name")), status=UNREADABLE,
+                    error="the record of step %s holds unexpected values (%s)" % (record.get("name"), exc))
+
+
+def unreadable_warnings(result):
+    return ["step %s: %s" % (row["name"], row["error"]) for row in result["steps"] if row["status"] == UNREADABLE]
 
 
 def _pending(name):
@@ -174,7 +193,7 @@ def main():
             state_dir=dict(type="path", default="~/.ferry-migrate/state"),
             steps=dict(type="list", elements="str", default=[]),
             fail_on=dict(type="list", elements="str", default=[],
-                         choices=["failed", "interrupted", "running", "pending"]),
+                         choices=["failed", "interrupted", "running", "pending", "unreadable"]),
         ),
         supports_check_mode=True,
     )
@@ -182,6 +201,8 @@ def main():
         result = collect(module.params["state_dir"], module.params["steps"])
     except FerryError as exc:
         module.fail_json(msg=str(exc))
+    for warning in unreadable_warnings(result):
+        module.warn(warning)
     bad = [row for row in result["steps"] if row["status"] in module.params["fail_on"]]
     if bad:
         module.fail_json(msg="; ".join("step %s is %s%s" % (row["name"], row["status"],

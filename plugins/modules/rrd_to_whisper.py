@@ -34,7 +34,19 @@ description:
     a killed run resumes with the files it had not finished, and a later run converts only files added or
     changed since (a completed step with nothing new is skipped).
   - A corrupt or truncated RRD fails that file, naming it and the reason; the others are converted and the
-    task fails at the end when more than O(max_failed_files) failed.
+    task fails at the end when more than O(max_failed_files) failed. So does a dump whose header or rows are
+    impossible (a step or C(pdp_per_row) of 0 or less, a row without a value for every data source), a file
+    whose times whisper cannot store (a last update outside 1970-01-01T00:00:01Z to 2106-02-07T06:28:15Z,
+    whisper's unsigned 32-bit seconds, or a known value for an interval that begins before 1970), a C(.rrd)
+    whose file name is not UTF-8 (the rrdtool binding cannot open it; its dump XML can be converted), and a
+    file whose whisper file cannot be placed (an element longer than the file system takes, C(ENAMETOOLONG)).
+  - A metric name must be a path Carbon could have made itself (Carbon makes each dot a directory and escapes
+    nothing); a name holding C(/), NUL or a control character, with an empty element (C(a..b), C(.a), C(a.)),
+    or that is not valid UTF-8 (from a file name that is not) fails its file, named with the reason. Every
+    whisper file is proven to resolve inside O(dest) before it is written, so a symlink in O(dest) leading
+    elsewhere fails the file too.
+    In the result and the report, bytes of a file name that are not UTF-8 show as C(\xff), control
+    characters as C(\x0a).
 author:
   - ferry.migrate maintainers (@ferry-migrate)
 requirements:
@@ -54,7 +66,7 @@ options:
   metric_prefix:
     description:
       - First elements of every default metric name, for example C(nav.rrd). Not applied to names from
-        O(mapping_file).
+        O(mapping_file). A prefix that is no Carbon path (see above) is refused before anything runs.
     type: str
     default: ""
   mapping_file:
@@ -105,7 +117,11 @@ options:
     type: str
   mode:
     description:
-      - Permissions of the whisper files created, octal. Directories get the same plus the search bits.
+      - Permissions of the whisper files created, read as Ansible's file modules read C(mode). An integer is
+        taken as it is (an unquoted C(0644) is the YAML integer 420, that is C(0o644)); a string is octal
+        (C("0644"), C("644"), C("0o644")) or symbolic (C("u=rw,g=r,o=r"); C(u), C(g), C(o), C(a); C(+), C(-),
+        C(=); C(r), C(w), C(x), C(s), C(t)), applied to no permissions since the files are new. From C(0) to
+        C(0o7777). Directories get the same plus the search bits.
     type: raw
     default: "0644"
 notes:
@@ -199,7 +215,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import exit_with, file_sha256
+from ansible_collections.ferry.migrate.plugins.module_utils.common import check_paths, exit_with, file_sha256
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
@@ -210,6 +226,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     resolve_owner,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+    check_numbers,
     conversion_warnings,
     finish,
     needs_binding,
@@ -221,12 +238,15 @@ from ansible_collections.ferry.migrate.plugins.module_utils.whisper import Rules
 
 
 def run_convert(params, check_mode):
+    check_paths(params, ("src", "dest", "files", "mapping_file", "storage_schemas", "storage_aggregation", "state_dir"))
+    check_numbers(params)
     mapping = load_mapping(params["mapping_file"], params["src"]) if params["mapping_file"] else None
     names = NavNames(params["metric_prefix"], mapping, params["unmapped"])
     rules = Rules(params["storage_schemas"], params["storage_aggregation"])
     mode = parse_mode(params["mode"])
     job = WhisperJob(params["src"], params["dest"], names, rules, tuple(params["consolidations"]), params["counters"],
-                     resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2)
+                     resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2,
+                     min_free=params["min_free_mb"] << 20)
     # the files' contents, not their names: an edited mapping or schema makes the step run again
     digests = [file_sha256(path) if path else None
                for path in (params["mapping_file"], params["storage_schemas"], params["storage_aggregation"])]

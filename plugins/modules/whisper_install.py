@@ -26,6 +26,9 @@ description:
     simply run again. Files received since the last complete install are the only ones read again (see
     O(force)), so a role run again with nothing new received is quick. A damaged file fails alone, named with the reason; the task fails at the end when more
     than O(max_failed_files) failed.
+  - Nothing is read or written through a symlink leading out of O(src) or O(dest); such a file fails alone, and
+    a temporary name found in O(dest) (a killed run's, or a symlink planted there) is replaced, never written
+    through.
 author:
   - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
@@ -46,11 +49,16 @@ options:
     description: Group (name or gid) of the files and directories created.
     type: str
   mode:
-    description: Permissions of the files created, octal; directories get the matching execute bits.
+    description:
+      - Permissions of the files created, read as Ansible's file modules read C(mode). An integer is taken as it
+        is (an unquoted C(0644) is the YAML integer 420, that is C(0o644)); a string is octal (C("0644"),
+        C("644")) or symbolic (C("u=rw,g=r,o=r"), applied to no permissions since the files are new). From
+        C(0) to C(0o7777). Directories get the matching execute bits.
     type: raw
     default: "0644"
   max_failed_files:
-    description: How many files may fail before the task fails (all of them are listed in RV(failed_files)).
+    description:
+      - How many files may fail before the task fails, C(0) or more (all of them are listed in RV(failed_files)).
     type: int
     default: 0
   state_dir:
@@ -101,7 +109,9 @@ counts:
   sample: {"files": 1362, "created": 1200, "merged": 150, "up_to_date": 12, "already_installed": 0, "points": 482113,
            "failed": 0}
 failed_files:
-  description: The first 50 files that failed, each with its reason.
+  description:
+    - The first 50 files that failed, each with its reason; bytes of a file name that are not UTF-8 show as
+      C(\xff), control characters as C(\x0a).
   returned: always
   type: list
   elements: str
@@ -112,14 +122,21 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+    FerryError,
+    check_paths,
+    check_ranges,
+    exit_with,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal, fingerprint
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import SAMPLE_LIMIT, resolve_owner
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import SAMPLE_LIMIT, readable, resolve_owner
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import parse_mode
 from ansible_collections.ferry.migrate.plugins.module_utils.whisper import install_tree
 
 
 def run_install(params, check_mode):
+    check_paths(params, ("src", "dest", "state_dir"))
+    check_ranges(params, {"max_failed_files": (0, None)})
     mode = parse_mode(params["mode"])
     if not os.path.isdir(params["src"]):
         raise FerryError("%s is not a directory" % params["src"])
@@ -139,8 +156,9 @@ def run_install(params, check_mode):
 
 
 def _result(params, counts, failures):
+    failures = [readable(text) for text in failures[:SAMPLE_LIMIT]]  # a file name need not be UTF-8
     result = {"changed": counts["created"] + counts["points"] > 0, "counts": counts,
-              "failed_files": failures[:SAMPLE_LIMIT]}
+              "failed_files": failures}
     allowed = params["max_failed_files"]
     if counts["failed"] > allowed:
         result["msg"] = "%s of %s whisper files failed to install (more than max_failed_files=%s), the first: %s" % (

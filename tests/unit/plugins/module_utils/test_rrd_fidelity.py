@@ -6,6 +6,7 @@ whisper files are read raw here, so neither side can hide a bug of the other.
 
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import whisper
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd_convert, whisper as ferry_whisper
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import COUNTER_TYPES, RrdFile
 from tests.support import rrd_oracle
 from tools.gen_rrd_tree import build_tree, dump_xml
@@ -230,6 +232,29 @@ def test_xml_dumps_convert_like_the_binary_files(fidelity, tmp_path):
                 assert set(a) == set(b)
                 # rrdtool dump prints 11 significant digits; a rebuilt counter adds them up
                 assert all(close(a[t], b[t], rel=1e-9, magnitude=1e-6 * abs(a[t])) for t in a), (name, spp)
+
+
+@pytest.mark.parametrize("pattern, replacement, reason", [
+    (r"(<row>(<v>[^<]*</v>)+)</row>", r"\1<v>1</v></row>", r"archive 0 row 0 has 2 values for 1 data sources"),
+    (r"<database>.*?</database>", "<database></database>", r"archive 0 has pdp_per_row 1 and 0 rows"),
+])
+def test_a_dump_whose_rows_do_not_fit_its_header_is_refused(fidelity, tmp_path, pattern, replacement, reason):
+    """Before, a row with a value too many was read silently, and an archive without rows failed later."""
+    xml = dump_xml(os.path.join(fidelity["src"], "gauge.rrd"), str(tmp_path / "gauge.rrd.xml"))
+    with open(xml) as handle:
+        text = re.sub(pattern, replacement, handle.read(), count=1, flags=re.S)
+    with open(xml, "w") as handle:
+        handle.write(text)
+    with pytest.raises(FerryError, match=re.escape(xml) + ".*" + reason):
+        RrdFile.open(xml)
+
+
+def test_check_times_names_the_file_and_the_bound(fidelity):
+    rrd = RrdFile.open(os.path.join(fidelity["src"], "gauge.rrd"))
+    rrd.check_times(1, ferry_whisper.LAST_TIME, "whisper")
+    with pytest.raises(FerryError, match="gauge.rrd: last update %d is outside the times OpenTSDB can store "
+                                         r"\(1970-01-01T00:00:01Z to 2001-09-09T01:46:40Z\)" % rrd.last_update):
+        rrd.check_times(1, 1000000000, "OpenTSDB")
 
 
 # -- OpenTSDB time lines ------------------------------------------------------------------------------------------

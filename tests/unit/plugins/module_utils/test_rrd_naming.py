@@ -11,6 +11,7 @@ import random
 import re
 import subprocess
 import sys
+import zlib
 from types import SimpleNamespace
 
 import pytest
@@ -30,6 +31,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     nav_escape,
     plan_layout,
     read_rrdpath_map,
+    readable,
     read_tenant,
     relative_files,
     zenoss_escape,
@@ -308,6 +310,29 @@ def test_shards_are_the_same_in_another_process():
     other = subprocess.run([sys.executable, "-c", code], input=json.dumps(PATHS[:200]), env=env,
                            capture_output=True, text=True, check=True)
     assert json.loads(other.stdout) == shards_of(PATHS[:200], 3)
+
+
+def test_a_file_name_that_is_not_utf8_has_a_shard_of_its_bytes():
+    """Before, its name crashed the walk (UnicodeEncodeError) as soon as shard_count was above 1."""
+    name = os.fsdecode(b"Devices/dev\xfe/caf\xe9.rrd")
+    shards = [index for index in range(3) if in_shard(name, index, 3)]
+    assert shards == [zlib.crc32(b"Devices/dev\xfe/caf\xe9.rrd") % 3]
+
+
+@pytest.mark.parametrize("text, shown", [
+    (os.fsdecode(b"dir\xfe/caf\xe9.rrd"), "dir\\xfe/caf\\xe9.rrd"),
+    ("new\nline\t.rrd", "new\\x0aline\\x09.rrd"),
+    ("caf\u00e9 ok", "caf\u00e9 ok"),
+])
+def test_readable_names_are_valid_utf8_text(text, shown):
+    assert readable(text) == shown
+    readable(text).encode("utf-8")
+
+
+@pytest.mark.parametrize("prefix", ["x/../../../P", "nav..rrd", "nav\nrrd"])
+def test_a_metric_prefix_that_is_no_carbon_path_is_refused(prefix):
+    with pytest.raises(FerryError, match="invalid metric_prefix"):
+        NavNames(prefix=prefix)
 
 
 # -- file lists and the completion log -------------------------------------------------------------------------

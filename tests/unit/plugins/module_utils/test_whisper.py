@@ -507,6 +507,34 @@ def test_whisper_path_makes_dots_directories(tmp_path):
     assert ferry_whisper.whisper_path("/var/lib/graphite/whisper", "nav") == "/var/lib/graphite/whisper/nav.wsp"
 
 
+@pytest.mark.parametrize("metric, reason", [
+    ("x/../../../PWNED", "holds '/'"), ("/etc/PWNED", "holds '/'"), ("a\0b", "holds '/' or NUL"),
+    ("a..b", "empty element"), (".a", "empty element"), ("a.", "empty element"), ("..", "empty element"),
+    ("", "empty element"), ("a.b\nc", "control character"), ("caf\udce9", "not valid UTF-8"),
+])
+def test_whisper_path_refuses_what_carbon_would_not_keep_in_its_storage(metric, reason):
+    """Carbon's getFilesystemPath makes each dot a directory and escapes nothing: such a name is refused."""
+    with pytest.raises(FerryError, match="invalid metric name .*: it .*%s" % re.escape(reason)):
+        ferry_whisper.whisper_path("/var/lib/graphite/whisper", metric)
+
+
+def test_check_inside_follows_symlinks(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "root" / "link"))
+    ferry_whisper.check_inside(str(tmp_path / "root"), str(tmp_path / "root" / "a" / "b.wsp"))
+    with pytest.raises(FerryError, match="leads outside .*root .*elsewhere"):
+        ferry_whisper.check_inside(str(tmp_path / "root"), str(tmp_path / "root" / "link" / "b.wsp"))
+
+
+def test_layout_refuses_archives_past_whispers_32_bit_fields():
+    """Before, the header packing failed with struct.error, unnamed."""
+    with pytest.raises(ValueError, match="32-bit"):
+        ferry_whisper.Layout([(86400, 50000 + 1)])  # a retention of 4.3e9 s
+    with pytest.raises(ValueError, match="32-bit"):
+        ferry_whisper.Layout([(1, 360000000)])  # 4.3 GB of points: offsets past 2**32
+
+
 # -- whisper to whisper: merge and install -----------------------------------------------------------------------
 def converted(tmp_path, name="src.wsp", minutes_back=600):
     """A file as rrd_to_whisper writes it: 60 s for 10 h and 300 s for 20 h, full, ending at T0 + 10 h."""
@@ -609,7 +637,10 @@ def test_install_never_replaces_a_file_carbon_created_meanwhile(tmp_path):
         out.write(handle.read())
     newer = [(T0 + 36000 - 60, 42.0)]
     whisper_file(tmp_path, [(60, 600), (300, 240)], newer, now=T0 + 36000, name="storage.wsp")
-    ferry_whisper._commit_staged(str(tmp_path), [(temp, target)])  # pylint: disable=protected-access
+    counts, failures = {"created": 1, "failed": 0}, []
+    staged = [("storage.wsp", temp, target)]
+    ferry_whisper._commit_staged(str(tmp_path), staged, counts, failures)  # pylint: disable=protected-access
+    assert not failures and counts["failed"] == 0
     assert stored(target)[T0 + 36000 - 60] == 42.0 and len(stored(target)) == 600
     assert not os.path.exists(temp)
 
@@ -623,3 +654,27 @@ def test_install_removes_the_temporary_name_a_killed_run_left(tmp_path):
     (dest / ".a.wsp.ferry-tmp").write_bytes(made)
     assert ferry_whisper.install_tree(src, str(dest))[0]["up_to_date"] == 1
     assert sorted(p.name for p in dest.iterdir()) == ["a.wsp"]
+
+
+def test_install_never_follows_a_symlink_out_of_src_or_dest(tmp_path):
+    made = open(converted(tmp_path), "rb").read()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.wsp").write_bytes(made)
+    src = tree_of(tmp_path / "received", {"ok.wsp": made, "sw/ports/a.wsp": made, "t/x.wsp": made})
+    os.symlink(str(outside / "secret.wsp"), os.path.join(src, "leak.wsp"))  # src: a file outside it
+    dest = tmp_path / "storage"
+    dest.mkdir()
+    os.symlink(str(outside), str(dest / "sw"))  # dest: a directory leading out of it
+    (dest / "t").mkdir()
+    os.symlink(str(outside / "planted"), str(dest / "t" / ".x.wsp.ferry-tmp"))  # a planted temporary name
+    counts, failures = ferry_whisper.install_tree(src, str(dest))
+    assert (counts["created"], counts["failed"]) == (2, 2)
+    assert sorted(failures) == sorted([
+        "%s leads outside %s (to %s): refusing to follow it" % (dest / "sw" / "ports" / "a.wsp", dest,
+                                                                outside / "ports" / "a.wsp"),
+        "%s leads outside %s (to %s): refusing to follow it" % (os.path.join(src, "leak.wsp"), src,
+                                                                outside / "secret.wsp")])
+    assert sorted(os.listdir(str(outside))) == ["secret.wsp"]
+    assert (dest / "t" / "x.wsp").read_bytes() == made and not os.path.lexists(str(dest / "t" / ".x.wsp.ferry-tmp"))
+    assert not (dest / "leak.wsp").exists()
