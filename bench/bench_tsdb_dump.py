@@ -4,7 +4,8 @@ fixed 180-second frames, for the same >= 1M points, and the dump's speed and pea
 kilda's tool sends one query per metric per 180 s frame over the whole range, whatever the data;
 that count is computed from the range (sending 67k+ real requests would only measure the emulator).
 ferry's count is what the emulator received. The emulator runs in this process (a thread), so the
-points/s figure is a lower bound.
+points/s figure is a lower bound. Also timed: 200 keep-alive queries with a 10-point answer, the
+emulator's own cost per request (a small answer used to wait ~40 ms for the client's delayed ACK).
 """
 
 import json
@@ -44,6 +45,8 @@ def main():
         counts = tsdb_transfer.dump(source, dest, plan)
         seconds = time.perf_counter() - started
         queries = emulator.requests.get("/api/query", 0) - before.get("/api/query", 0)
+        largest = max(emulator.answer_points)
+        small_query_ms = small_query_time(emulator, httpclient.HttpClient(emulator.url), start)
     shutil.rmtree(dest, ignore_errors=True)
     kilda_queries = METRICS * math.ceil((stop - start) / 180000.0)
     result = {
@@ -51,11 +54,24 @@ def main():
         "ferry_queries": queries, "kilda_180s_frame_queries": kilda_queries,
         "query_ratio": round(kilda_queries / float(queries), 1),
         "ferry_seconds": round(seconds, 2), "ferry_points_per_s": round(counts["points"] / seconds),
+        "small_query_ms": small_query_ms, "largest_answer_points": largest, "points_per_query": source.target_points,
         "peak_rss_mib_incl_emulator": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
     }
-    result["ok"] = counts["points"] == per_series * METRICS * SERIES_PER_METRIC and queries < kilda_queries
+    result["ok"] = (counts["points"] == per_series * METRICS * SERIES_PER_METRIC and queries < kilda_queries
+                    and largest <= source.target_points)
     save_result("tsdb_dump", result)
     return result
+
+
+def small_query_time(emulator, client, start, count=200):
+    """Milliseconds per keep-alive POST /api/query answering 10 points."""
+    emulator.add_points(("bench.small", {"host": "a"}, start + i, i) for i in range(10))
+    body = {"start": start, "end": start + 999, "msResolution": True,
+            "queries": [{"aggregator": "none", "metric": "bench.small"}]}
+    started = time.perf_counter()
+    for _ in range(count):
+        client.json("POST", "/api/query", body)
+    return round((time.perf_counter() - started) * 1000.0 / count, 2)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ Behaviours taken from the OpenTSDB sources that surprise clients, all on purpose
 * In GET ``m=`` the whole expression is split on ':', so a tag value holding ':' breaks the query.
 * The ``none`` aggregator returns each series on its own; with a downsampler each series is
   downsampled (TsdbQuery), only ``none`` as the downsampling function (``1m-none``) is a 400.
+* Downsampled values are doubles (Downsampler.isInteger is false): a ``count`` answers ``12.0``. The
+  ``0all`` interval (2.3+) makes one bucket per series stamped at the query's start that holds the
+  points in [start, end): the Downsampler drops stamps at or after ``end`` although the query's own
+  range includes ``end``.
+* Accepted sockets have TCP_NODELAY (``tsd.network.tcp_no_delay`` defaults to true) and an answer
+  goes out in one write (netty encodes head and body into one buffer): a keep-alive client never
+  waits for a delayed ACK.
 * Responses are gzip-compressed when the client accepts gzip (netty's HttpContentCompressor).
 
 Deviations (simplifications) from a real TSD:
@@ -722,13 +729,16 @@ def parse_downsample(spec):
     return _Downsample(interval, _aggregator(parts[1]), fill)
 
 
-def downsample(stamps, values, spec, start):
+def downsample(stamps, values, spec, start, end):
+    """Buckets aligned on the epoch, or one ("all") holding [start, end); values as doubles."""
     buckets = {}
     for stamp, value in zip(stamps, values):
+        if not spec.interval and stamp >= end:
+            break
         base = stamp - stamp % spec.interval if spec.interval else start
         buckets.setdefault(base, []).append(value)
     keys = sorted(buckets)
-    return keys, [aggregate(spec.function, buckets[key]) for key in keys]
+    return keys, [float(aggregate(spec.function, buckets[key])) for key in keys]
 
 
 def to_rate(stamps, values):
@@ -786,6 +796,7 @@ class _Api:
         self.store = store
         self.auto_create_metrics = auto_create_metrics
         self.now = now or (lambda: int(time.time() * 1000))
+        self.answer_points = []  # data points in each /api/query answer, in order
         self.routes = {
             "/api/put": (("POST",), self.put),
             "/api/query": (("GET", "POST"), self.query),
@@ -878,6 +889,7 @@ class _Api:
         results = []
         for sub, plan in zip(query.subs, plans):
             results.extend(self._run(sub, plan, start, end))
+        self.answer_points.append(sum(len(result["points"][0]) for result in results))
         return _Response(200, self._serialize(results, query))
 
     def _validate(self, query):
@@ -938,7 +950,7 @@ class _Api:
     @staticmethod
     def _prepare(stamps, values, sub, sampling, start, end):
         if sampling:
-            stamps, values = downsample(stamps, values, sampling, start)
+            stamps, values = downsample(stamps, values, sampling, start, end)
             # Buckets that begin before start (a partial first interval) are not answered.
             kept = [i for i, stamp in enumerate(stamps) if start <= stamp <= end]
             stamps, values = [stamps[i] for i in kept], [values[i] for i in kept]
@@ -1192,8 +1204,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, str(value))
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        # Head and body in one write, as netty sends them: two small writes would wait for a delayed ACK.
+        self._headers_buffer.append(b"\r\n" + body)
+        self.flush_headers()
 
 
 class _Server(ThreadingHTTPServer):
@@ -1209,6 +1222,7 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self):
         conn, address = super().get_request()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the TSD (tsd.network.tcp_no_delay)
         with self.open_lock:
             self.open.add(conn)
             self.accepted += 1
@@ -1304,12 +1318,18 @@ class OpenTSDBEmulator:
     def count(self):
         return self._store.count()
 
+    @property
+    def answer_points(self):
+        """How many data points each ``/api/query`` answer held, in order (a query's memory on the client)."""
+        return self.api.answer_points
+
     def reset(self):
-        """Forget data, names, request counts and faults."""
+        """Forget data, names, request counts, answer sizes and faults."""
         self._store.reset()
         self.faults.clear()
         with self._count_lock:
             self.requests.clear()
+            self.api.answer_points.clear()
 
     def inject(self, path, status=None, nth=1, times=1, delay=None, drop=False, body=None, headers=None, process=False):
         """Make the `nth` next request to `path` ('*' for any) and the `times` - 1 after it fail:

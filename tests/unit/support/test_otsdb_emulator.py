@@ -1,6 +1,7 @@
 """Tests for tests/support/otsdb_emulator.py: it answers as an OpenTSDB 2.4 TSD does, errors included."""
 
 import gzip
+import http.client
 import json
 import os
 import re
@@ -277,6 +278,21 @@ def test_aggregators_group_by_and_downsampling(tsdb):
     assert (response.status_code, error_of(response)["message"]) == (400, "Aggregator 'p99' is not emulated")
 
 
+def test_all_interval_counts_start_to_end_exclusive_as_doubles(tsdb):
+    """0all: one bucket per series at the query's start, holding [start, end) (the Downsampler drops
+    stamps >= end); downsampled values are doubles. Each answer's size is recorded."""
+    tsdb.add_points([("cnt", {"host": host}, BASE + offset, 5) for host in ("a", "b") for offset in (-1, 0, 1, 999, 1000)])
+    response = query(tsdb, start=BASE, end=BASE + 1000, msResolution=True,
+                     queries=[{"aggregator": "zimsum", "metric": "cnt", "downsample": "0all-count"}])
+    assert response.status_code == 200, response.text
+    [total] = response.json()
+    assert total["dps"] == {str(BASE): 6.0} and '"%d":6.0' % BASE in response.text
+    [raw] = query(tsdb, start=BASE, end=BASE + 1000, msResolution=True,
+                  queries=[{"aggregator": "none", "metric": "cnt", "tags": {"host": "a"}}]).json()
+    assert sorted(raw["dps"]) == [str(BASE + offset) for offset in (0, 1, 999, 1000)]  # the raw query includes end
+    assert tsdb.answer_points == [1, 4]
+
+
 def test_show_tsuids(tsdb):
     tsdb.add_points([("sys.cpu", {"host": "a"}, BASE, 1)])
     [result] = query(tsdb, start=BASE_S, showTSUIDs=True, queries=[{"aggregator": "none", "metric": "sys.cpu"}]).json()
@@ -465,6 +481,24 @@ def test_keep_alive_reuses_one_connection(tsdb):
             assert session.post(tsdb.url + "/api/put", json=point(ts=BASE_S + i), timeout=TIMEOUT).status_code == 204
             assert session.get(tsdb.url + "/api/version", timeout=TIMEOUT).status_code == 200
     assert tsdb.connections == before + 1
+
+
+def test_keep_alive_answers_do_not_wait_for_delayed_acks(tsdb):
+    """A TSD sets TCP_NODELAY and writes an answer at once: 50 small keep-alive queries take ~1 ms each,
+    not the ~40 ms of a client's delayed ACK after a head written apart from its body."""
+    tsdb.add_points([("ka", {"host": "a"}, BASE + i, i) for i in range(10)])
+    body = json.dumps({"start": BASE, "end": BASE + 1000, "msResolution": True,
+                       "queries": [{"aggregator": "none", "metric": "ka"}]})
+    connection = http.client.HTTPConnection(tsdb.host, tsdb.port, timeout=TIMEOUT)
+    try:
+        began = time.monotonic()
+        for _ in range(50):
+            connection.request("POST", "/api/query", body=body, headers={"Content-Type": "application/json"})
+            assert len(json.loads(connection.getresponse().read())[0]["dps"]) == 10
+        elapsed = time.monotonic() - began
+    finally:
+        connection.close()
+    assert elapsed < 1.0, elapsed
 
 
 def test_concurrent_puts(tsdb):
