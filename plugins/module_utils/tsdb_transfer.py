@@ -17,13 +17,30 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 import threading
 import time
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_ranges
+from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+    check_http_params,
+    check_url,
+    client_from_params,
+    redact_url,
+    request_attempts,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (  # noqa: F401 (re-exported)
+    COMPLETE,
+    FAILED,
+    INTERRUPTED,
+    RESUME,
+    RUN,
+    RUNNING,
+    SKIP,
     STOP_FILE,
+    Journal,
     Stopped,
+    fingerprint,
     stop_requested,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
@@ -35,7 +52,10 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     iso,
     parse_line,
     plan_batches,
+    problems_text,
     read_batch_lines,
+    scan_batches,
+    series_prefix,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter, Rejected, count_on_target, target_frames
 
@@ -95,6 +115,12 @@ def dump(source, dest, plan, tags=None, step=None, checkpoint=None, space=None, 
     return totals
 
 
+def missing_batches(dest, plan):
+    """Planned batches without a sound finished batch in ``dest``: a manifest or data file lost since the dump."""
+    done = set(m["name"] for m in finished_batches(dest)) if os.path.isdir(dest) else set()
+    return [name for name in plan["batches"] if name not in done]
+
+
 def _dump_batch(source, dest, name, begin, end, metrics, tags, step, resume):
     writer = BatchWriter(dest, name, resume=resume and resume["writer"])
     first_metric = resume["metric"] if resume else 0
@@ -133,49 +159,177 @@ def put_argument_spec():
     )
 
 
+# Ranges of the put fragment's numeric options (see doc_fragments/put.py), both ends included.
+PUT_RANGES = {
+    "request_size_limit": (1024, 1 << 30),
+    "points_per_request": (1, 1000000),
+    "connections": (1, 64),
+    "throttle": (0, None),
+    "batch_attempts": (1, 100),
+}
+
+
+def check_put_params(params):
+    """Validate the put options (and the endpoint options they come with) before anything happens."""
+    check_ranges(params, PUT_RANGES)
+    check_http_params(params, ())
+
+
 def request_size_limit(params):
-    return params["request_size_limit"] or DEFAULT_SIZE_LIMITS[params["kind"]]
+    limit = params["request_size_limit"]
+    return DEFAULT_SIZE_LIMITS[params["kind"]] if limit is None else limit
 
 
 def put_writer(params):
-    """The /api/put writer for a module's params (put and endpoint options)."""
+    """The /api/put writer for a module's params (put and endpoint options), validated again here: a
+    batch_attempts of 0 would record every batch as restored without sending one."""
+    check_put_params(params)
+    check_url(params["url"], "url")
     return PutWriter(params["url"], params["url_username"], params["url_password"], params["connections"],
-                     params["compress"], timeout=params["timeout"], throttle=params["throttle"],
-                     validate_certs=params["validate_certs"], details=params["kind"] == "opentsdb")
+                     params["compress"], attempts=request_attempts(params), timeout=params["timeout"],
+                     throttle=params["throttle"], validate_certs=params["validate_certs"],
+                     details=params["kind"] == "opentsdb")
+
+
+def restore_step(params, check_mode, src, name, follow=None):
+    """The restore of ``src`` to ``params["url"]`` as the journal step ``name``: decide, send what was not sent,
+    verify (``params["verify"]``, ``verify_values``), record. ``follow`` names a dump step to follow.
+
+    The step's identity is its source directory and target; what it sent is its ledger (kept through reruns),
+    so new batches are sent and no batch twice whatever else changes. A verification that found points
+    missing is remembered: the next run resends exactly the points the target lacks.
+    """
+    journal = Journal(params["state_dir"], create=not check_mode)
+    plan = restore_plan(src)
+    limits = (request_size_limit(params), params["points_per_request"])
+    inputs = fingerprint({"src": os.path.abspath(src), "url": redact_url(params["url"]), "kind": params["kind"]})
+    step = journal.step(name)
+    decision = step.decide(inputs, params["force"])
+    saved = {} if decision == RUN else _saved_checkpoint(step.record())
+    pending = unsent(plan, saved.get("sent") or {})
+    if decision == SKIP and (pending or plan["problems"] or saved.get("short")
+                             or (follow and (journal.step(follow).record() or {}).get("status") != COMPLETE)):
+        decision = RESUME  # complete, and there is more: new batches, or the dump it follows runs again
+    result = {"decision": decision, "points": plan["points"], "batches": len(plan["batches"]),
+              "pending_batches": len(pending), "request_size_limit": limits[0]}
+    if decision == SKIP or check_mode:
+        result["changed"] = decision != SKIP
+        return result
+    if not plan["batches"] and not plan["problems"] and not follow:
+        raise FerryError("%s holds no finished batch: nothing to restore (is it the dump's dest?)" % src)
+    writer = put_writer(params)
+    watch = DumpWatch(journal, follow, params["wait_timeout"]) if follow else None
+    with step.begin(inputs, resume=decision == RESUME, unit="batches"):
+        counts, plan, sent = restore(src, writer, limits[0], limits[1], step, saved, batch_attempts=params["batch_attempts"],
+                                     follow=(watch.running, params["poll_interval"]) if watch else None,
+                                     state_dir=journal.state_dir)
+        if watch:
+            watch.check_finished(len(plan["batches"]))
+        result.update(counts=counts, points=plan["points"], batches=len(plan["batches"]), pending_batches=0)
+        if params.get("verify"):
+            client = client_from_params(params.get("verify_url") or params["url"], params)
+            if saved.get("short"):
+                result["resent"] = resend_missing(params["kind"], client, plan, saved["short"], writer, limits)
+            result["verification"] = _verify_step(params, client, plan, step, sent)
+        step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]},
+                      result={"sent": sent})
+    result["changed"] = counts["points"] > 0 or bool(result.get("resent", {}).get("points"))
+    return result
+
+
+def _saved_checkpoint(record):
+    """What the last run of a restore step left: its checkpoint, or once complete the ledger in its result."""
+    record = record or {}
+    return record.get("checkpoint") or {"sent": (record.get("result") or {}).get("sent") or {}}
+
+
+def _verify_step(params, client, plan, step, sent):
+    """Verify; when points are missing, remember which metrics so that the next run resends them."""
+    try:
+        report = verify(params["kind"], client, plan, params["verify_timeout"])
+        if params.get("verify_values"):
+            report.update(verify_values(params["kind"], client, plan))
+    except VerificationFailed as exc:
+        step.save_checkpoint({"sent": sent, "short": exc.report.get("short") or {}})
+        raise
+    return report
+
+
+def resend_missing(kind, client, plan, short, writer, limits):
+    """Send again the points of the ``short`` metrics that the target does not hold, batch by batch: what it
+    has is read back first, so nothing it kept is sent twice. Returns the points and requests sent."""
+    before = dict(writer.stats)
+    for manifest in plan["batches"]:
+        for metric in sorted(set(manifest["metrics"]) & set(short)):
+            missing = _missing_lines(kind, client, manifest, metric)
+            if missing:
+                writer.write((body, count, None) for body, count in chunk_lines(missing, *limits))
+    return {"points": writer.stats["points"] - before["points"], "requests": writer.stats["requests"] - before["requests"]}
+
+
+def _missing_lines(kind, client, manifest, metric):
+    """The lines of ``metric`` in a batch whose series and time the target lacks (one batch, one metric)."""
+    begin = manifest.get("begin_ms", manifest["first_ts"])
+    end = manifest.get("end_ms", (manifest["last_ts"] or 0) + 1)
+    held = set()
+    for frame in target_frames(kind, client, metric, begin, end):
+        held.update((tags, stamp) for _name, tags, stamp, _value in frame)
+    head = series_prefix(metric, ())[:-len(b'"tags":{},"timestamp":')]  # b'{"metric":<name>,'
+    missing = []
+    for line in read_batch_lines(manifest):
+        if line.startswith(head):
+            _name, tags, stamp, _value = parse_line(line)
+            if (tags, stamp) not in held:
+                missing.append(line)
+    return missing
 
 
 def restore_plan(source_dir):
-    manifests = finished_batches(source_dir)
+    manifests, problems = scan_batches(source_dir)
     metrics = {}
     for manifest in manifests:
         for metric, count in manifest["metrics"].items():
             metrics[metric] = metrics.get(metric, 0) + count
-    return {"batches": manifests, "points": sum(m["points"] for m in manifests), "metrics": metrics}
+    return {"batches": manifests, "points": sum(m["points"] for m in manifests), "metrics": metrics,
+            "problems": problems}
+
+
+def unsent(plan, sent):
+    """The batches of ``plan`` not in the ledger ``sent`` (name -> sha256) as they are now."""
+    return [m for m in plan["batches"] if sent.get(m["name"]) != m["sha256"]]
 
 
 def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=None, follow=None,
             batch_attempts=3, state_dir=None, sleep=time.sleep):
-    """Send every finished batch of ``source_dir``; returns the writer's stats and the final plan.
+    """Send every finished batch of ``source_dir`` not sent yet; returns the writer's stats, the final plan and
+    the ledger of sent batches (name -> sha256, kept in the checkpoint: a batch is sent once, whatever reruns).
 
     ``follow`` is ``(still_dumping, poll_seconds)``: while ``still_dumping()`` is true, batches the dump
     finishes later are restored too (the pipelined transfer). A batch that fails is tried again
-    ``batch_attempts`` times, skipping its acknowledged requests, then the restore fails naming it.
+    ``batch_attempts`` times, skipping its acknowledged requests, then the restore fails naming it. Once
+    no dump is running, anything in ``source_dir`` that is not a sound finished batch fails the restore.
     """
-    state = {"done": list((checkpoint or {}).get("done") or []), "current": (checkpoint or {}).get("current"),
-             "acked": set((checkpoint or {}).get("acked") or [])}
+    if batch_attempts < 1:
+        raise FerryError("batch_attempts must be at least 1, got %r" % (batch_attempts,))
+    state = restore_state(checkpoint, (max_bytes, max_points))
     tracker = _AckTracker(step, state)
+    tracker.save()  # the ledger carried over is the record's from now on, whatever ends this run
     started = time.monotonic()
     while True:
         dumping = follow is not None and follow[0]()
         plan = restore_plan(source_dir)
-        pending = [m for m in plan["batches"] if m["name"] not in state["done"]]
-        for manifest in pending:
+        if plan["problems"] and not dumping:
+            raise FerryError("%d batch(es) in %s cannot be restored as they are: %s. Run the dump again (it writes "
+                             "them anew) or move them away"
+                             % (len(plan["problems"]), source_dir, problems_text(plan["problems"])))
+        for manifest in unsent(plan, state["sent"]):
             if stop_requested(state_dir):
                 raise Stopped("stopped on request (%s) after %d restored batch(es); remove the file and run again"
-                              % (os.path.join(state_dir, STOP_FILE), len(state["done"])))
-            _restore_batch(manifest, writer, max_bytes, max_points, state, tracker, batch_attempts, sleep)
+                              % (os.path.join(state_dir, STOP_FILE), len(state["sent"])))
+            _restore_batch(manifest, writer, (max_bytes, max_points), state, tracker, batch_attempts, sleep)
             if step is not None:
-                step.progress(len(state["done"]), len(plan["batches"]), "batches")
+                step.progress(len(plan["batches"]) - len(unsent(plan, state["sent"])), len(plan["batches"]),
+                              "batches")
         if not dumping:
             break
         sleep(follow[1])
@@ -183,44 +337,67 @@ def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=Non
     result = dict(writer.stats)
     result.update(seconds=round(seconds, 3), batches=len(plan["batches"]),
                   points_per_s=round(result["points"] / seconds, 1) if seconds else None)
-    return result, plan
+    return result, plan, state["sent"]
+
+
+def restore_state(checkpoint, limits):
+    """What a restore resumes from: the ledger, the batch it was in, that batch's acknowledged requests and the
+    limits they were cut with (a rerun with other limits finishes that batch with the old ones)."""
+    checkpoint = checkpoint or {}
+    return {"sent": dict(checkpoint.get("sent") or {}), "current": checkpoint.get("current"),
+            "acked": set(checkpoint.get("acked") or []), "limits": tuple(checkpoint.get("limits") or limits),
+            "new_limits": tuple(limits)}
 
 
 class DumpWatch:
-    """Whether the dump step this restore follows is still producing batches."""
+    """Whether the dump step this restore follows is still producing batches.
+
+    A dump record that is interrupted or failed when the restore starts belongs to an earlier run: the
+    restore waits for the dump to run again (the usual rerun of a pipelined transfer starts both) rather than
+    take it as the end. One that stops running while the restore follows it has died: the restore ends with
+    what was finished and fails naming the dump's state.
+    """
 
     def __init__(self, journal, name, timeout):
         self.step = journal.step(name)
         self.name = name
         self.timeout = timeout
         self.started = time.monotonic()
+        record = self.step.record()
+        self.stale = _attempt(record) if record and record["status"] in (FAILED, INTERRUPTED) else None
 
     def running(self):
         record = self.step.record()
-        if record is None:
+        if record is None or _attempt(record) == self.stale:
             if time.monotonic() - self.started > self.timeout:
-                raise FerryError("step %s has not started after %d s: is the dump running with this state_dir?"
-                                 % (self.name, self.timeout))
+                raise FerryError("step %s has not %s after %d s: is the dump running with this state_dir?"
+                                 % (self.name, "started" if record is None else
+                                    "started again (it is %s)" % record["status"], self.timeout))
             return True
-        return record["status"] == "running"
+        return record["status"] == RUNNING
 
     def check_finished(self, batches):
         record = self.step.record() or {}
-        if record.get("status") != "complete":
+        if record.get("status") != COMPLETE:
             raise FerryError("the dump step %s is %s%s: the %d batch(es) it finished were restored; run the dump "
                              "again, then this restore, to complete the transfer"
                              % (self.name, record.get("status"), ": %s" % record["error"] if record.get("error") else "",
                                 batches))
 
 
-def _restore_batch(manifest, writer, max_bytes, max_points, state, tracker, attempts, sleep):
+def _attempt(record):
+    return (record.get("attempt"), record.get("started_epoch"))
+
+
+def _restore_batch(manifest, writer, limits, state, tracker, attempts, sleep):
     name = manifest["name"]
     if state["current"] != name:
-        state["current"], state["acked"] = name, set()
+        state["current"], state["acked"], state["limits"] = name, set(), state["new_limits"]
     check_batch(manifest)
+    max_bytes, max_points = state["limits"]
     for attempt in range(1, attempts + 1):
         skip = set(state["acked"])
-        lines = read_batch_lines(manifest, check=False)
+        lines = _Counted(read_batch_lines(manifest, check=False))
         bodies = ((body, count, position)
                   for position, (body, count) in enumerate(chunk_lines(lines, max_bytes, max_points))
                   if position not in skip)
@@ -231,7 +408,27 @@ def _restore_batch(manifest, writer, max_bytes, max_points, state, tracker, atte
             if attempt == attempts or isinstance(exc, Rejected):
                 raise FerryError("batch %s failed after %d attempt(s): %s" % (name, attempt, exc))
             sleep(min(60, 5 * attempt))
-    tracker.batch_done(name)
+    if lines.count != manifest["points"]:
+        raise FerryError("batch %s holds %d points but its manifest says %d: the batch or its manifest is wrong; "
+                         "dump it again (the points read were sent)" % (manifest["path"], lines.count,
+                                                                        manifest["points"]))
+    tracker.batch_done(name, manifest["sha256"])
+
+
+class _Counted:
+    """An iterator that counts what went through it."""
+
+    def __init__(self, items):
+        self._items = iter(items)
+        self.count = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self._items)
+        self.count += 1
+        return item
 
 
 class _AckTracker:
@@ -247,19 +444,25 @@ class _AckTracker:
         with self.lock:
             self.state["acked"].add(position)
             if time.monotonic() - self.last >= CHECKPOINT_INTERVAL:
-                self._save()
+                self.save()
 
-    def batch_done(self, name):
+    def batch_done(self, name, sha256):
         with self.lock:
-            self.state["done"].append(name)
+            self.state["sent"][name] = sha256
             self.state["current"], self.state["acked"] = None, set()
-            self._save()
+            self.save()
 
-    def _save(self):
+    def save(self):
         self.last = time.monotonic()
         if self.step is not None:
-            self.step.save_checkpoint({"done": self.state["done"], "current": self.state["current"],
-                                       "acked": sorted(self.state["acked"])})
+            self.step.save_checkpoint(checkpoint_of(self.state))
+
+
+def checkpoint_of(state, **extra):
+    checkpoint = {"sent": state["sent"], "current": state["current"], "acked": sorted(state["acked"]),
+                  "limits": list(state["limits"])}
+    checkpoint.update(extra)
+    return checkpoint
 
 
 def verify(kind, client, plan, timeout=30.0, poll=1.0):
@@ -284,12 +487,47 @@ def verify(kind, client, plan, timeout=30.0, poll=1.0):
     report = {"metrics": len(expected), "expected_points": sum(expected.values()),
               "found_points": sum(found.values()), "short": short, "extra": extra}
     if short:
-        names = ", ".join("%s (%d of %d)" % (m, got, want) for m, (want, got) in sorted(short.items())[:20])
+        names = ", ".join("%s (%d of %d, %s to %s)" % (m, got, want, iso(ranges[m][0]), iso(ranges[m][1]))
+                          for m, (want, got) in sorted(short.items())[:20])
         raise VerificationFailed("verification failed: the target holds fewer points than were sent for %d metric(s): "
-                                 "%s. Points outside the target's retention period are accepted and silently "
-                                 "dropped (VictoriaMetrics keeps 1 month by default: -retentionPeriod)"
-                                 % (len(short), names), report)
+                                 "%s. The target acknowledged every one: %s. Run the restore again: it reads these "
+                                 "metrics back and sends only the points the target lacks"
+                                 % (len(short), names, why_short(kind, client, min(ranges[m][0] for m in short))),
+                                 report)
     return report
+
+
+def why_short(kind, client, first_ms, now_ms=None):
+    """What can make a target drop points it acknowledged, told from its retention and the oldest short point."""
+    retention = target_retention(kind, client)
+    if retention is None:
+        return ("either they are older than its retention period (VictoriaMetrics keeps 1 month by default: "
+                "-retentionPeriod), or it lost them (restarted before they were flushed?)")
+    text, retention_ms = retention
+    cutoff = (int(time.time() * 1000) if now_ms is None else now_ms) - retention_ms
+    if first_ms < cutoff:
+        return ("it keeps %s (-retentionPeriod), so it drops points before %s on arrival, and the short metrics reach "
+                "back to %s; raise -retentionPeriod to keep them" % (text, iso(cutoff), iso(first_ms)))
+    return ("they are within its retention period (%s), so it lost points it had accepted: was it restarted or "
+            "killed before they were flushed?" % text)
+
+
+_RETENTION_UNITS = {"h": 3600000, "d": 86400000, "w": 7 * 86400000, "y": 365 * 86400000, "M": 31 * 86400000}
+
+
+def target_retention(kind, client):
+    """``(text, ms)`` of a VictoriaMetrics target's -retentionPeriod (read from its /metrics flags), or None."""
+    if kind != "victoriametrics":
+        return None
+    try:
+        body = client.request("GET", "/metrics", headers={"Accept": "text/plain"})[1].decode("utf-8", "replace")
+    except FerryError:
+        return None
+    match = re.search(r'^flag\{name="retentionPeriod", value="([0-9.]+)([hdwyM]?)"', body, re.M)
+    if not match:
+        return None
+    number, unit = float(match.group(1)), match.group(2) or "M"  # a bare number is months (of 31 days)
+    return match.group(1) + (match.group(2) or " month(s)"), int(number * _RETENTION_UNITS[unit])
 
 
 def verify_values(kind, client, plan, limit=20):

@@ -31,7 +31,13 @@ description:
     converts only files added since (a file already converted is not converted again, its points would be
     sent twice).
   - A corrupt or truncated RRD fails that file, naming it and the reason; the others are converted and the
-    task fails at the end when more than O(max_failed_files) failed.
+    task fails at the end when more than O(max_failed_files) failed. So does a dump whose header or rows are
+    impossible (a step or C(pdp_per_row) of 0 or less, a row without a value for every data source), a file
+    whose times OpenTSDB cannot take (a last update outside 1970-01-01T00:00:01Z to 2286-11-20T17:46:39Z,
+    9999999999 s, the most its 13-digit millisecond timestamps hold, or a known value for an interval that
+    begins before 1970), and a C(.rrd) whose file name is not UTF-8 (the rrdtool binding cannot open it;
+    its dump XML converts, the bytes that are not UTF-8 becoming C(-) like any character Zenoss escapes).
+    In the result and the report, such bytes of a file name show as C(\xff), control characters as C(\x0a).
 author:
   - ferry.migrate maintainers (@ferry-migrate)
 requirements:
@@ -77,8 +83,8 @@ options:
     default: {"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}
   files_per_batch:
     description:
-      - Most RRD files a point batch holds (a batch is the unit of completion); batches are made equal and
-        their number a multiple of O(workers), so the workers finish together.
+      - Most RRD files a point batch holds (a batch is the unit of completion), from C(1) to C(100000); batches
+        are made equal and their number a multiple of O(workers), so the workers finish together.
     type: int
     default: 64
   url:
@@ -186,15 +192,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, exit_with
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import http_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
-    RESUME,
-    SKIP,
-    Journal,
-    fingerprint,
-    state_argument_spec,
-)
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_paths, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import check_http_params, http_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     DoneLog,
     TsdbJob,
@@ -206,6 +206,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     read_tenant,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+    check_numbers,
     conversion_warnings,
     finish,
     needs_binding,
@@ -214,10 +215,9 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import accelerators
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
+    check_put_params,
     put_argument_spec,
-    put_writer,
-    request_size_limit,
-    restore,
+    restore_step,
 )
 
 
@@ -232,7 +232,14 @@ def naming(params):
     return ZenossNames(tenant, read_rrdpath_map(map_file), params["metric_template"], params["tags"]), map_file
 
 
+MAX_FILES_PER_BATCH = 100000
+
+
 def run_convert(params, check_mode):
+    check_paths(params, ("src", "dest", "files", "dmd_uuid_file", "rrdpath_map", "state_dir"))
+    check_numbers(params, {"files_per_batch": (1, MAX_FILES_PER_BATCH)})
+    check_put_params(params)
+    check_http_params(params, ("url",))
     names, map_file = naming(params)
     job = TsdbJob(params["src"], names, counters=params["counters"])
     inputs = {"dest": os.path.abspath(params["dest"]), "tenant": names.tenant, "map": map_file,
@@ -245,7 +252,7 @@ def run_convert(params, check_mode):
         with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
             out = convert_points_tree(job, params["dest"], run.shard, run.workers, run.step, params["files_per_batch"],
                                       run.state_path, run.files, run.resume, stop_dir=params["state_dir"],
-                                      skip_failed=run.skip_failed)
+                                      skip_failed=run.skip_failed, min_free=params["min_free_mb"] << 20)
             result = finish(run, out, params["max_failed_files"], changed=out["counts"]["points"] > 0)
         if result.get("msg"):
             return result
@@ -257,25 +264,9 @@ def run_convert(params, check_mode):
 
 
 def send(params, check_mode, name):
-    """Send the finished batches of ``dest`` with tsdb_restore's writer, as a journal step of its own."""
-    journal = Journal(params["state_dir"], create=not check_mode)
-    step = journal.step(name)
-    manifests = sorted(os.listdir(params["dest"])) if os.path.isdir(params["dest"]) else []
-    inputs = {"dest": os.path.abspath(params["dest"]), "url": params["url"], "batches": manifests,
-              "limits": (request_size_limit(params), params["points_per_request"])}
-    digest = fingerprint(inputs)
-    decision = step.decide(digest, params["force"])
-    if decision == SKIP:
-        return {"send_decision": decision}
-    if check_mode:
-        return {"send_decision": decision, "changed": True}
-    checkpoint = step.checkpoint() if decision == RESUME else None
-    with step.begin(digest, resume=decision == RESUME, unit="batches"):
-        counts, plan = restore(params["dest"], put_writer(params), request_size_limit(params),
-                               params["points_per_request"], step, checkpoint, batch_attempts=params["batch_attempts"],
-                               state_dir=journal.state_dir)
-        step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]})
-    return {"send_decision": decision, "sent": counts, "changed": True}
+    """Send the finished batches of ``dest`` as tsdb_restore does (the same step lifecycle), as a step of its own."""
+    out = restore_step(dict(params, verify=False), check_mode, params["dest"], name)
+    return {"send_decision": out["decision"], "sent": out.get("counts"), "changed": out["changed"]}
 
 
 def argument_spec():

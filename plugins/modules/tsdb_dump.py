@@ -34,6 +34,8 @@ options:
   url:
     description:
       - Base URL of the source, for example C(http://opentsdb:4242) or C(http://victoria:8428).
+      - Checked before anything happens. C(http) or C(https), a host, a port from 1 to 65535, no query.
+        Credentials in it are used as described for O(url_username).
     type: str
     required: true
   kind:
@@ -85,29 +87,32 @@ options:
     default: day
   dest:
     description:
-      - Directory receiving the batch files. Created if missing.
+      - Directory receiving the batch files. Created if missing. An empty string is refused.
     type: path
     required: true
   points_per_query:
     description:
-      - Number of points each query aims at; frames grow or shrink with the density of the data.
+      - Most points one query answer may hold, from 1 to 10000000. Frames aim at three quarters of it and grow
+        or shrink with the density of the data (the first frame of a metric in a batch is sized from the
+        batch before, or from one count query); an answer above it is dropped and its frame asked again in
+        smaller pieces, so no answer larger than this is kept in memory.
     type: int
     default: 50000
   min_free_mb:
     description:
       - Before each batch, wait until the file system of O(dest) has this many MiB free (for example while a
-        pipelined restore frees room), at most O(space_wait_timeout) seconds.
+        pipelined restore frees room), at most O(space_wait_timeout) seconds. C(0) or more.
     type: int
     default: 512
   min_free_inodes:
     description:
-      - Before each batch, wait until the file system of O(dest) has this many free inodes.
+      - Before each batch, wait until the file system of O(dest) has this many free inodes. C(0) or more.
     type: int
     default: 1000
   space_wait_timeout:
     description:
       - Longest wait in seconds for O(min_free_mb) and O(min_free_inodes); then the dump fails, naming
-        what is missing. Batches already finished stay.
+        what is missing. Batches already finished stay. From 0 to 604800.
     type: float
     default: 3600
 notes:
@@ -177,6 +182,12 @@ counts:
   returned: when not in check mode
   type: dict
   sample: {"batches_written": 24, "batches_skipped": 0, "points": 1200000, "queries": 96}
+missing_batches:
+  description: Batches of a complete dump that are gone from O(dest) or no longer sound (a manifest or data file
+    lost or changed); the run dumps them again (decision C(run)) and skips the others.
+  returned: when the step was complete
+  type: list
+  elements: str
 decision:
   description: C(run), C(resume) (continued from the last recorded frame) or C(skip).
   returned: always
@@ -187,10 +198,17 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import exit_with
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import client_from_params, http_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.common import check_paths, check_ranges, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+    check_http_params,
+    client_from_params,
+    http_argument_spec,
+    redact_url,
+    request_attempts,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     RESUME,
+    RUN,
     SKIP,
     Journal,
     fingerprint,
@@ -198,27 +216,32 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import batch_interval_ms, parse_time
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import OpenTSDBSource, PrometheusSource
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import dump, dump_plan
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import dump, dump_plan, missing_batches
 
 
 def run_dump(params, check_mode):
+    check_options(params)
     now_ms = int(time.time() * 1000)
     start = parse_time(params["start"], params["timezone"], now_ms)
     stop = parse_time(params["stop"], params["timezone"], now_ms) if params["stop"] else now_ms
     interval = batch_interval_ms(params["batch_interval"])
     client = client_from_params(params["url"], params)
     if params["kind"] == "opentsdb":
-        source = OpenTSDBSource(client, target_points=params["points_per_query"])
+        source = OpenTSDBSource(client, target_points=params["points_per_query"], retries=request_attempts(params))
     else:
-        source = PrometheusSource(client)
+        source = PrometheusSource(client, retries=request_attempts(params))
     plan = dump_plan(source, start, stop, interval, params["metric_prefix"], params["metrics"], params["metric_regex"])
     result = {"metrics": plan["metrics"], "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"],
               "frames_min": len(plan["metrics"]) * len(plan["batches"])}
-    inputs = fingerprint({"url": params["url"], "kind": params["kind"], "start": start, "stop": stop,
+    inputs = fingerprint({"url": redact_url(params["url"]), "kind": params["kind"], "start": start, "stop": stop,
                           "interval": interval, "metrics": plan["metrics"], "tags": params["tags"],
                           "dest": params["dest"]})
     step = Journal(params["state_dir"], create=not check_mode).step(params["step"] or "tsdb_dump")
     decision = step.decide(inputs, params["force"])
+    if decision == SKIP:
+        result["missing_batches"] = missing_batches(params["dest"], plan)
+        if result["missing_batches"]:  # complete, but batches were lost since: dump those again
+            decision = RUN
     result["decision"] = decision
     if decision == SKIP or check_mode:
         result["changed"] = decision != SKIP
@@ -233,8 +256,20 @@ def run_dump(params, check_mode):
     return result
 
 
-def main():
-    argument_spec = dict(
+# Ranges of this module's own numeric options; the endpoint options have theirs next to their spec.
+DUMP_RANGES = {"points_per_query": (1, 10000000), "min_free_mb": (0, None), "min_free_inodes": (0, None),
+               "space_wait_timeout": (0, 604800)}
+
+
+def check_options(params):
+    """Refuse bad values before anything is recorded: empty paths, numbers out of range, an unusable URL."""
+    check_paths(params, ("dest", "state_dir"))
+    check_ranges(params, DUMP_RANGES)
+    check_http_params(params, ("url",))
+
+
+def argument_spec():
+    spec = dict(
         url=dict(type="str", required=True),
         kind=dict(type="str", default="opentsdb", choices=["opentsdb", "prometheus"]),
         start=dict(type="str", required=True),
@@ -251,9 +286,13 @@ def main():
         min_free_inodes=dict(type="int", default=1000),
         space_wait_timeout=dict(type="float", default=3600.0),
     )
-    argument_spec.update(state_argument_spec())
-    argument_spec.update(http_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    spec.update(state_argument_spec())
+    spec.update(http_argument_spec())
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     exit_with(module, lambda: run_dump(module.params, module.check_mode))
 
 

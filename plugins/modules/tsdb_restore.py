@@ -18,13 +18,25 @@ description:
     O(connections) keep-alive connections, optionally gzip-compressed and throttled.
   - Connection errors, 5xx and 429 answers are retried with backoff; any other 4xx stops the restore
     with the server's message and, for OpenTSDB, the first rejected points (from C(?details)).
+  - Each batch is sent once. The step keeps a ledger of the batches it sent (name and sha256) through
+    reruns, so a rerun sends only new batches, and a batch dumped again with the same content is not
+    sent again; one whose content changed is sent again. The step is identified by O(src), O(url) and
+    O(kind); another target starts a new ledger, and so does O(force).
   - Resumable at request level. Acknowledged requests are recorded in the step journal; a killed
-    restore run again skips them. Requests that were in flight when the run was killed are sent again;
-    OpenTSDB overwrites the same cell, VictoriaMetrics needs C(-dedup.minScrapeInterval) to fold them.
+    restore run again skips them (finishing a batch with the request limits it was started with).
+    Requests that were in flight when the run was killed are sent again; OpenTSDB overwrites the same
+    cell, VictoriaMetrics needs C(-dedup.minScrapeInterval) to fold them.
+  - Every batch is cross-checked as it is sent, by its sha256 and by the number of points read against its
+    manifest's count. Anything in O(src) that is not a sound finished batch (a data file without its
+    manifest, a manifest of another format or without its data file) fails the restore, naming it,
+    before anything is sent; a directory without any finished batch fails too.
   - With O(verify), counts the points of every metric on the target afterwards (C(/api/v1/export) for
     VictoriaMetrics at O(verify_url), C(/api/query) for OpenTSDB) and fails naming the metrics with
     fewer points than were sent; this is what catches points a target accepted and dropped, such as
-    VictoriaMetrics' 1-month default retention.
+    VictoriaMetrics' 1-month default retention or a target killed before it flushed. The message says which
+    from the target's C(-retentionPeriod) (VictoriaMetrics' C(/metrics)) and the oldest short point. The
+    step is then recorded as failed with the short metrics; a rerun reads those metrics back batch by batch
+    and sends only the points the target lacks (RV(resent)), then verifies again.
 author:
   - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
@@ -35,13 +47,15 @@ extends_documentation_fragment:
 options:
   src:
     description:
-      - Directory holding the batch files.
+      - Directory holding the batch files. An empty string is refused.
     type: path
     required: true
   url:
     description:
       - Base URL of the target's put API, for example C(http://opentsdb:4242) or VictoriaMetrics'
         OpenTSDB HTTP listener C(http://victoria:4242) (C(-opentsdbHTTPListenAddr)).
+      - Checked before anything happens, as O(verify_url) is. C(http) or C(https), a host, a port from 1 to
+        65535, no query. Credentials in it are used as described for O(url_username).
     type: str
     required: true
   verify_url:
@@ -63,7 +77,7 @@ options:
     default: false
   verify_timeout:
     description:
-      - Seconds to wait for the target to show every point (ingestion is asynchronous).
+      - Seconds to wait for the target to show every point (ingestion is asynchronous), from 0 to 86400.
     type: float
     default: 60
   wait_for_step:
@@ -71,16 +85,19 @@ options:
       - Pipelined transfer. The name of a M(ferry.migrate.tsdb_dump) step writing into O(src) with the same
         O(state_dir). While that step runs, batches it finishes are restored as they appear (a batch is
         ready once its manifest exists, which survives restarts); the restore ends when the dump is
-        complete, and fails naming the dump's error if the dump failed or was stopped.
+        complete, and fails naming the dump's error if the dump failed, was stopped or was killed while
+        the restore followed it.
+      - A dump that has not started yet, or whose record is still that of an earlier run that failed or was
+        killed, is waited for (up to O(wait_timeout)); rerun both, in any order, to go on after an interruption.
     type: str
   poll_interval:
     description:
-      - Seconds between looks for new batches with O(wait_for_step).
+      - Seconds between looks for new batches with O(wait_for_step), from 0.1 to 3600.
     type: float
     default: 10
   wait_timeout:
     description:
-      - Seconds to wait for the O(wait_for_step) step to start.
+      - Seconds to wait for the O(wait_for_step) step to start, from 0 to 604800.
     type: float
     default: 600
 notes:
@@ -136,71 +153,53 @@ verification:
   description: Expected and found points, and the metrics short of or above their expected count.
   returned: when O(verify) is true and not in check mode
   type: dict
+pending_batches:
+  description: Finished batches in O(src) not sent yet when the run started (0 after a real run).
+  returned: always
+  type: int
+resent:
+  description: Points and requests sent again because the last run's verification found them missing.
+  returned: when the last run's verification failed
+  type: dict
+  sample: {"points": 14400, "requests": 8}
 decision:
-  description: C(run), C(resume) or C(skip).
+  description: C(run) (a new ledger), C(resume) (goes on from the last run's ledger, checkpoint or
+    verification) or C(skip) (everything sent and verified, and a followed dump complete).
   returned: always
   type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import client_from_params, http_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
-    RESUME,
-    SKIP,
-    Journal,
-    fingerprint,
-    state_argument_spec,
+from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_paths, check_ranges, url_passwords
+from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+    check_http_params,
+    http_argument_spec,
 )
+from ansible_collections.ferry.migrate.plugins.module_utils.journal import state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
-    DumpWatch,
     VerificationFailed,
+    check_put_params,
     put_argument_spec,
-    put_writer,
-    request_size_limit,
-    restore,
-    restore_plan,
-    verify,
-    verify_values,
+    restore_step,
 )
 
 
 def run_restore(params, check_mode):
-    journal = Journal(params["state_dir"], create=not check_mode)
-    plan = restore_plan(params["src"])
-    follow = params["wait_for_step"]
-    size_limit = request_size_limit(params)
-    result = {"points": plan["points"], "batches": len(plan["batches"]), "request_size_limit": size_limit}
-    # Following a dump, the batches are not known yet: the dump's own inputs stand for them.
-    source = ("follow", follow, (journal.step(follow).record() or {}).get("fingerprint")) if follow else \
-        [(m["name"], m["sha256"]) for m in plan["batches"]]
-    inputs = fingerprint({"src": params["src"], "url": params["url"], "kind": params["kind"], "batches": source,
-                          "limits": (size_limit, params["points_per_request"])})
-    step = journal.step(params["step"] or "tsdb_restore")
-    decision = step.decide(inputs, params["force"])
-    result["decision"] = decision
-    if decision == SKIP or check_mode:
-        result["changed"] = decision != SKIP and (plan["points"] > 0 or bool(follow))
-        return result
-    writer = put_writer(params)
-    checkpoint = step.checkpoint() if decision == RESUME else None
-    watch = DumpWatch(journal, follow, params["wait_timeout"]) if follow else None
-    with step.begin(inputs, resume=decision == RESUME, unit="batches"):
-        counts, plan = restore(params["src"], writer, size_limit, params["points_per_request"], step, checkpoint,
-                               follow=(watch.running, params["poll_interval"]) if watch else None,
-                               batch_attempts=params["batch_attempts"], state_dir=journal.state_dir)
-        if watch:
-            watch.check_finished(len(plan["batches"]))
-        result.update(counts=counts, points=plan["points"], batches=len(plan["batches"]))
-        if params["verify"]:
-            client = client_from_params(params["verify_url"] or params["url"], params)
-            result["verification"] = verify(params["kind"], client, plan, params["verify_timeout"])
-            if params["verify_values"]:
-                result["verification"].update(verify_values(params["kind"], client, plan))
-        step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]})
-    result["changed"] = counts["points"] > 0
-    return result
+    check_options(params)
+    return restore_step(params, check_mode, params["src"], params["step"] or "tsdb_restore", params["wait_for_step"])
+
+
+# Ranges of this module's own numeric options; the put and endpoint options have theirs next to their specs.
+RESTORE_RANGES = {"verify_timeout": (0, 86400), "poll_interval": (0.1, 3600), "wait_timeout": (0, 604800)}
+
+
+def check_options(params):
+    """Refuse bad values before anything is recorded: empty paths, numbers out of range, unusable URLs."""
+    check_paths(params, ("src", "state_dir"))
+    check_ranges(params, RESTORE_RANGES)
+    check_put_params(params)
+    check_http_params(params, ("url", "verify_url"))
 
 
 def argument_spec():
@@ -223,6 +222,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.no_log_values.update(url_passwords(module.params))  # Ansible echoes the URLs back
     try:
         result = run_restore(module.params, module.check_mode)
     except VerificationFailed as exc:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -158,7 +159,8 @@ def test_emulator_to_emulator_keeps_integers_exact(emulator, tmp_path):
 
 def test_victoriametrics_to_victoriametrics(servers, tmp_path):
     base = recent_day() - DAY
-    points = sample_points(base, count=20000)
+    run = "switch%s." % uuid.uuid4().hex[:8]  # the target keeps duplicates: count only this run's points
+    points = [(m.replace("switch.", run), t, ts, v) for m, t, ts, v in sample_points(base, count=20000)]
     source_url = servers["FERRY_VM_URL"]
     dest = tmp_path / "seed"
     with OpenTSDBEmulator() as emu:  # seed the source VictoriaMetrics through the same dump/restore path
@@ -167,14 +169,14 @@ def test_victoriametrics_to_victoriametrics(servers, tmp_path):
     tsdb_restore.run_restore(restore_args(dest, servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s1",
                                           verify_url=source_url), False)
     dumped = tsdb_dump.run_dump(dict(dump_args(source_url, base, base + DAY, tmp_path / "d", tmp_path / "s2"),
-                                     kind="prometheus", metric_prefix="switch."), False)
-    assert dumped["metrics"] == ["switch.port-rx/bytes"]
+                                     kind="prometheus", metric_prefix=run), False)
+    assert dumped["metrics"] == [run + "port-rx/bytes"]
     restored = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_DEFAULT_OPENTSDB_URL"],
                                                      tmp_path / "s2", verify_url=servers["FERRY_VM_DEFAULT_URL"]), False)
-    expected = [p for p in points if p[0] == "switch.port-rx/bytes"]
+    expected = [p for p in points if p[0] == run + "port-rx/bytes"]
     assert restored["verification"]["found_points"] == len(expected)
-    found = vm_points(servers["FERRY_VM_DEFAULT_URL"], ["switch.port-rx/bytes"], base, base + DAY)
-    assert as_set(found) == as_set(expected)
+    found = vm_points(servers["FERRY_VM_DEFAULT_URL"], [run + "port-rx/bytes"], base, base + DAY)
+    assert len(found) == len(expected) and as_set(found) == as_set(expected)
 
 
 def test_default_retention_drops_are_caught(emulator, servers, tmp_path):
@@ -182,8 +184,9 @@ def test_default_retention_drops_are_caught(emulator, servers, tmp_path):
     emulator.add_points([("old.metric-a", {"h": "x"}, old + i * 1000, i) for i in range(500)])
     emulator.add_points([("old.metric-b", {"h": "y"}, old + i * 1000, i) for i in range(500)])
     tsdb_dump.run_dump(dump_args(emulator.url, old, old + DAY, tmp_path / "d", tmp_path / "s"), False)
-    with pytest.raises(FerryError, match=r"fewer points than were sent for 2 metric\(s\): old.metric-a \(0 of 500\), "
-                                         r"old.metric-b \(0 of 500\).*retention"):
+    with pytest.raises(FerryError, match=r"fewer points than were sent for 2 metric\(s\): old.metric-a \(0 of 500, .*\), "
+                                         r"old.metric-b \(0 of 500, .*it keeps 1 month\(s\) \(-retentionPeriod\), "
+                                         r"so it drops points before .*raise -retentionPeriod"):
         tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_DEFAULT_OPENTSDB_URL"], tmp_path / "s",
                                               verify_url=servers["FERRY_VM_DEFAULT_URL"], verify_timeout=3.0), False)
     assert Journal(str(tmp_path / "s")).step("tsdb_restore").record()["status"] == "failed"
