@@ -23,7 +23,7 @@ import zlib
 from common import BENCH_DIR, ROOT, collection_env, fresh_dir, save_result, timed
 
 ENV = collection_env()  # the modules run with it; the bench reads each step's own time from the journal
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal, describe  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal, describe  # noqa: E402  pylint: disable=wrong-import-position
 
 GENERATOR = os.path.join(ROOT, "tools", "gen_rrd_tree.py")
 MODULES = os.path.join(ROOT, "plugins", "modules")

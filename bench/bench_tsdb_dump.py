@@ -28,7 +28,10 @@ def main():
     sys.path.insert(0, ROOT)
     # pylint: disable=import-outside-toplevel
     from tests.support.otsdb_emulator import OpenTSDBEmulator
-    from ansible_collections.ferry.migrate.plugins.module_utils import httpclient, tsdb, tsdb_remote, tsdb_transfer
+    from ansible_collections.ferry.migrate.plugins.module_utils.core import httpclient
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import remote as tsdb_remote
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import transfer as tsdb_transfer
     start = (int(time.time() * 1000) // DAY - DAYS - 1) * DAY
     stop = start + DAYS * DAY
     per_series = POINTS // (METRICS * SERIES_PER_METRIC)

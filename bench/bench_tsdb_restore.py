@@ -166,7 +166,9 @@ def run(label, limits, urls, modules):
 def main():
     collection_env()
     # pylint: disable=import-outside-toplevel
-    from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, tsdb_remote, tsdb_transfer
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import remote as tsdb_remote
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import transfer as tsdb_transfer
     modules = (tsdb, tsdb_transfer, tsdb_remote)
     urls = servers()
     kilda = {"connections": 1, "compress": False, "request_size_limit": 4096, "points_per_request": 10 ** 6}

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # How points are sent to an /api/put endpoint (tsdb_transfer.put_argument_spec(), ranges in PUT_RANGES).
+    # How points are sent to an /api/put endpoint (module_utils/tsdb/transfer.py put_argument_spec(), ranges in PUT_RANGES).
     DOCUMENTATION = r"""
 options:
   kind:

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Options of the RRD converters (module_utils/rrd_steps.py rrd_argument_spec()).
+    # Options of the RRD converters (module_utils/rrd/steps.py rrd_argument_spec()).
     DOCUMENTATION = r"""
 options:
   src:

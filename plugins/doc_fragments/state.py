@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Options every journalled step takes (see plugins/module_utils/journal.py).
+    # Options every journalled step takes (see plugins/module_utils/core/journal.py).
     DOCUMENTATION = r"""
 options:
   state_dir:

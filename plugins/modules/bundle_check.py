@@ -182,14 +182,14 @@ inventory:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import check_paths, check_ranges, exit_with
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, check_ranges, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     SKIP,
     Journal,
     fingerprint,
     state_argument_spec,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss_bundle import (
+from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import (
     BundleChecker,
     bundle_identity,
     extraction_dir,

@@ -141,8 +141,8 @@ table:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_paths
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     UNREADABLE,
     Journal,
     describe,

@@ -191,11 +191,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_paths, exit_with
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import check_http_params, http_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import check_http_params, http_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import SKIP, state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
     DoneLog,
     TsdbJob,
     ZenossNames,
@@ -205,7 +205,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     read_rrdpath_map,
     read_tenant,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.steps import (
     check_numbers,
     conversion_warnings,
     finish,
@@ -213,8 +213,8 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
     prepare,
     rrd_argument_spec,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import accelerators
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import accelerators
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import (
     check_put_params,
     put_argument_spec,
     restore_step,

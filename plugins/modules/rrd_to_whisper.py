@@ -214,10 +214,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import check_paths, exit_with, file_sha256
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import SKIP, state_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, exit_with, file_sha256
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import SKIP, state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
     DoneLog,
     NavNames,
     WhisperJob,
@@ -225,7 +225,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
     load_mapping,
     resolve_owner,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.steps import (
     check_numbers,
     conversion_warnings,
     finish,
@@ -234,7 +234,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import (
     prepare,
     rrd_argument_spec,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.whisper import Rules
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.whisper import Rules
 
 
 def run_convert(params, check_mode):

@@ -198,15 +198,15 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import check_paths, check_ranges, exit_with
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, check_ranges, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     check_http_params,
     client_from_params,
     http_argument_spec,
     redact_url,
     request_attempts,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     RESUME,
     RUN,
     SKIP,
@@ -214,9 +214,9 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
     fingerprint,
     state_argument_spec,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import batch_interval_ms, parse_time
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import OpenTSDBSource, PrometheusSource
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import dump, dump_plan, missing_batches
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import batch_interval_ms, parse_time
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import OpenTSDBSource, PrometheusSource
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import dump, dump_plan, missing_batches
 
 
 def run_dump(params, check_mode):

@@ -171,13 +171,13 @@ decision:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_paths, check_ranges, url_passwords
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, check_ranges, url_passwords
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     check_http_params,
     http_argument_spec,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import state_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import (
     VerificationFailed,
     check_put_params,
     put_argument_spec,

@@ -122,16 +122,16 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     check_paths,
     check_ranges,
     exit_with,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal, fingerprint
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import SAMPLE_LIMIT, readable, resolve_owner
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_steps import parse_mode
-from ansible_collections.ferry.migrate.plugins.module_utils.whisper import install_tree
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal, fingerprint
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import SAMPLE_LIMIT, readable, resolve_owner
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.steps import parse_mode
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.whisper import install_tree
 
 
 def run_install(params, check_mode):

@@ -23,11 +23,11 @@ import uuid
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import HttpClient
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import finished_batches, normalize_tags
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PrometheusSource
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import HttpClient
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import finished_batches, normalize_tags
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import PrometheusSource
 from ansible_collections.ferry.migrate.plugins.modules import tsdb_dump, tsdb_restore
 
 from tests.live.test_tsdb_transfer import DAY, ROOT, dump_args, recent_day, restore_args

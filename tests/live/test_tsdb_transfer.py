@@ -15,12 +15,12 @@ import uuid
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import HttpClient
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import normalize_tags
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import OpenTSDBSource, PrometheusSource
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import restore_plan, verify_values
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import HttpClient
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import normalize_tags
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import OpenTSDBSource, PrometheusSource
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import restore_plan, verify_values
 from ansible_collections.ferry.migrate.plugins.modules import tsdb_dump, tsdb_restore
 
 from tests.support.otsdb_emulator import OpenTSDBEmulator
@@ -209,7 +209,7 @@ def test_faults_are_retried(emulator, tmp_path):
 
 def test_permanent_400_stops_with_the_servers_message(tmp_path):
     directory = tmp_path / "d"
-    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import BatchWriter, batch_name
+    from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import BatchWriter, batch_name
     directory.mkdir()
     writer = BatchWriter(str(directory), batch_name(0, HOUR))
     writer.add("no.tags", (), 1000, 1)  # OpenTSDB wants at least one tag

@@ -16,13 +16,13 @@ import time
 import pytest
 import requests
 
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import HttpClient
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import HttpClient
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import (
     PrometheusSource,
     count_on_target,
     target_frames,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import VerificationFailed, verify
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import VerificationFailed, verify
 
 BASE = 1600000000000  # 2020-09-13T12:26:40Z, in ms
 

@@ -13,7 +13,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.archive import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import (
     GzipCheckingReader,
     GzipReader,
     HashingReader,
@@ -21,7 +21,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.archive import (
     iter_members,
     open_tar_stream,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 
 
 def make_tar(members):

@@ -17,9 +17,9 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.ferry.migrate.plugins.module_utils import tsdb
-from ansible_collections.ferry.migrate.plugins.module_utils.archive import Gunzip, GzipReader
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
+from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import Gunzip, GzipReader
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import (
     BatchWriter,
     batch_name,
     finished_batches,

@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils import httpclient, tsdb_remote
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core import httpclient
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import remote as tsdb_remote
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     ConnectionFailed,
     HttpClient,
     HttpError,
@@ -23,7 +24,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
     redact_url,
     with_retries,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter, Rejected
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import PutWriter, Rejected
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, open_private
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, open_private
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     COMPLETE,
     FAILED,
     INTERRUPTED,
@@ -80,7 +80,7 @@ def test_killed_run_is_reported_interrupted_and_resumes(tmp_path):
     # A real process takes the lock, records "running", and is killed with SIGKILL.
     code = (
         "import conftest, os, signal\n"
-        "from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal\n"
+        "from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal\n"
         "step = Journal(%r).step('load').begin('fp', total=100, unit='rows')\n"
         "step.save_checkpoint({'offset': 42})\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n" % str(tmp_path)

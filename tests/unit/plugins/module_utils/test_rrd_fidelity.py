@@ -14,9 +14,10 @@ import subprocess
 import pytest
 import whisper
 
-from ansible_collections.ferry.migrate.plugins.module_utils import rrd_convert, whisper as ferry_whisper
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd import COUNTER_TYPES, RrdFile
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import convert as rrd_convert
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import whisper as ferry_whisper
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import COUNTER_TYPES, RrdFile
 from tests.support import rrd_oracle
 from tools.gen_rrd_tree import build_tree, dump_xml
 
@@ -261,7 +262,7 @@ def test_check_times_names_the_file_and_the_bound(fidelity):
 def timeline(path, relative="Devices/d/x.rrd"):
     job = rrd_convert.TsdbJob(os.path.dirname(path), rrd_convert.ZenossNames("t"))
     rrd = RrdFile.open(path)
-    from ansible_collections.ferry.migrate.plugins.module_utils.rrd import SourceSeries  # noqa: E402
+    from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import SourceSeries  # noqa: E402
     return rrd, [SourceSeries(rrd, s, "AVERAGE").timeline() for s in rrd.sources], job
 
 

@@ -14,9 +14,9 @@ import zlib
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils import tsdb
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, has_infinity
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, has_infinity
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import (
     BatchWriter,
     batch_interval_ms,
     batch_name,

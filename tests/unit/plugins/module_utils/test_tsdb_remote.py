@@ -11,14 +11,14 @@ import re
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import HttpClient
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import HttpClient
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import (
     OpenTSDBSource,
     count_on_target,
     count_query,
     series_selector,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import VerificationFailed, verify
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import VerificationFailed, verify
 
 from tests.support.otsdb_emulator import OpenTSDBEmulator
 

@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import BatchWriter, batch_name
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_transfer import DumpWatch, restore
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import BatchWriter, batch_name
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import DumpWatch, restore
 
 
 class RecordingWriter:

@@ -15,8 +15,8 @@ import time
 import pytest
 import whisper
 
-from ansible_collections.ferry.migrate.plugins.module_utils import whisper as ferry_whisper
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import whisper as ferry_whisper
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 
 T0 = 1735689600  # 2025-01-01T00:00:00Z: a multiple of every step used here
 NAV_SCHEMAS = """\

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
 from ansible_collections.ferry.migrate.plugins.modules import bundle_check
 
 from tools.gen_zenoss_bundle import build_bundle

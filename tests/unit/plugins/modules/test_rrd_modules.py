@@ -15,9 +15,11 @@ import time
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils import rrd_convert, rrd_steps, tsdb
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import Journal
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import convert as rrd_convert
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import steps as rrd_steps
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
 from ansible_collections.ferry.migrate.plugins.modules import (
     migration_status,
     rrd_to_tsdb,
@@ -310,7 +312,7 @@ def test_tsdb_restore_follows_the_converter_step(zenoss, tmp_path):
 
 def test_a_file_failing_half_way_leaves_none_of_its_points_in_the_batch(tmp_path):
     """Its points would otherwise be sent now and again when the failed file is retried."""
-    from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import PointBatchJob
+    from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import PointBatchJob
 
     class Job:
         src = str(tmp_path)

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import BatchWriter, batch_name
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import BatchWriter, batch_name
 from ansible_collections.ferry.migrate.plugins.modules import (
     bundle_check,
     migration_status,
@@ -347,6 +347,6 @@ def test_credentials_in_the_url_serve_as_basic_auth_and_stay_out_of_the_result(t
 
 def test_url_passwords_are_found_for_ansible_to_mask():
     """Ansible echoes the options back (invocation); a password in a URL is masked like url_password."""
-    from ansible_collections.ferry.migrate.plugins.module_utils.common import url_passwords
+    from ansible_collections.ferry.migrate.plugins.module_utils.core.common import url_passwords
     found = url_passwords({"url": "https://ferry:p%40ss@victoria:4242", "verify_url": None, "user": "a@b"})
     assert found == {"p%40ss", "p@ss"}

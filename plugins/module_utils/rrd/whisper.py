@@ -33,7 +33,7 @@ import shutil
 import struct
 import sys
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     nan_runs,
     remove_quietly,

@@ -28,8 +28,9 @@ import tempfile
 import time
 import zlib
 
-from ansible_collections.ferry.migrate.plugins.module_utils import tsdb, whisper
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import whisper
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     free_bytes,
     human_bytes,
@@ -37,8 +38,8 @@ from ansible_collections.ferry.migrate.plugins.module_utils.common import (
     remove_quietly,
     sync_filesystem,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import STOP_FILE, Stopped, stop_requested
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import STOP_FILE, Stopped, stop_requested
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import (
     STAMP_END,
     STAMP_START,
     RrdFile,

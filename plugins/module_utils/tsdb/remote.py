@@ -25,8 +25,8 @@ import re
 import threading
 import time
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     RETRY_STATUSES,
     ConnectionFailed,
     Contact,
@@ -35,7 +35,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
     redact_url,
     with_retries,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import is_finite, normalize_tags
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import is_finite, normalize_tags
 
 MIN_FRAME_MS = 1000
 SUGGEST_START = 10000

@@ -10,15 +10,15 @@ __metaclass__ = type
 import os
 import re
 
-from ansible_collections.ferry.migrate.plugins.module_utils import rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_ranges
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import RESUME, RUN, SKIP, Journal, fingerprint
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd_convert import (
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_ranges
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import RESUME, RUN, SKIP, Journal, fingerprint
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
     default_workers,
     pending_files,
     relative_files,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd import source_files
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import source_files
 
 
 MAX_WORKERS = 1024

@@ -28,7 +28,7 @@ import shutil
 import tarfile
 import time
 
-from ansible_collections.ferry.migrate.plugins.module_utils.archive import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import (
     GzipCheckingReader,
     GzipReader,
     HashingReader,
@@ -38,7 +38,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.archive import (
     open_member,
     open_tar_stream,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     atomic_write_json,
     free_bytes,

@@ -23,7 +23,7 @@ import ssl
 import time
 from urllib.parse import unquote, urlencode, urlsplit
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_ranges
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_ranges
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 CONNECTION_ERRORS = (OSError, http.client.HTTPException)

@@ -29,7 +29,7 @@ import re
 import socket
 import time
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     atomic_write_json,
     read_json,

@@ -29,8 +29,8 @@ import time
 import zlib
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.ferry.migrate.plugins.module_utils.archive import Gunzip
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import Gunzip
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     atomic_write_json,
     file_sha256,

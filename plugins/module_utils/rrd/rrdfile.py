@@ -34,7 +34,7 @@ import os
 import time
 from xml.etree import ElementTree
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, nan_runs, tree_files
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, nan_runs, tree_files
 
 try:
     import rrdtool

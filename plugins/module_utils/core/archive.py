@@ -20,7 +20,7 @@ import stat
 import tarfile
 import zlib
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     free_bytes,
     human_bytes,

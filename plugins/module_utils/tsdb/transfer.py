@@ -21,15 +21,15 @@ import re
 import threading
 import time
 
-from ansible_collections.ferry.migrate.plugins.module_utils.common import FerryError, check_ranges
-from ansible_collections.ferry.migrate.plugins.module_utils.httpclient import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_ranges
+from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     check_http_params,
     check_url,
     client_from_params,
     redact_url,
     request_attempts,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.journal import (  # noqa: F401 (re-exported)
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (  # noqa: F401 (re-exported)
     COMPLETE,
     FAILED,
     INTERRUPTED,
@@ -43,7 +43,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.journal import (  # 
     fingerprint,
     stop_requested,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import (
     BatchWriter,
     batch_name,
     check_batch,
@@ -57,7 +57,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import (
     scan_batches,
     series_prefix,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb_remote import PutWriter, Rejected, count_on_target, target_frames
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import PutWriter, Rejected, count_on_target, target_frames
 
 CHECKPOINT_INTERVAL = 1.0
 
