@@ -72,7 +72,7 @@ def small_query_time(emulator, client, start, count=200):
     body = {"start": start, "end": start + 999, "msResolution": True,
             "queries": [{"aggregator": "none", "metric": "bench.small"}]}
     started = time.perf_counter()
-    for _ in range(count):
+    for _request in range(count):
         client.json("POST", "/api/query", body)
     return round((time.perf_counter() - started) * 1000.0 / count, 2)
 

@@ -155,6 +155,29 @@ class Step:
         self._record = None
         self._last_progress_write = 0.0
 
+    # -- files beside the record, the STOP file ----------------------------------------------
+    def beside(self, suffix):
+        """The path ``steps/<name><suffix>``: a file the step keeps beside its record (the RRD converters'
+        done-log, failed list and report: ``beside(".done")``, ``beside(".failed")``,
+        ``beside(".report.jsonl")``)."""
+        return os.path.join(self.journal.steps_dir, self.name + suffix)
+
+    @property
+    def stop_path(self):
+        """``<state_dir>/STOP``: the file an operator creates to stop the running step gracefully."""
+        return os.path.join(self.journal.state_dir, STOP_FILE)
+
+    def stop_requested(self):
+        """True when the operator created ``<state_dir>/STOP`` (``touch`` it; remove it to go on)."""
+        return os.path.exists(self.stop_path)
+
+    def check_stop(self, done_text):
+        """Raise :class:`Stopped` when a stop is requested; ``done_text`` says what was finished before it
+        (``"12 batch(es)"``, ``"340 file(s)"``)."""
+        if self.stop_requested():
+            raise Stopped("stopped on request (%s) after %s; remove the file and run again to go on"
+                          % (self.stop_path, done_text))
+
     # -- reading ---------------------------------------------------------------------------
     def record(self):
         """The stored record; a ``running`` one nobody holds the lock of is ``interrupted``."""

@@ -492,7 +492,7 @@ def test_keep_alive_answers_do_not_wait_for_delayed_acks(tsdb):
     connection = http.client.HTTPConnection(tsdb.host, tsdb.port, timeout=TIMEOUT)
     try:
         began = time.monotonic()
-        for _ in range(50):
+        for _attempt in range(50):
             connection.request("POST", "/api/query", body=body, headers={"Content-Type": "application/json"})
             assert len(json.loads(connection.getresponse().read())[0]["dps"]) == 10
         elapsed = time.monotonic() - began

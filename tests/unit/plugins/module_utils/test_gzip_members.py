@@ -148,4 +148,4 @@ def test_batch_reader_reads_a_day_of_one_metric_past_its_limit(tmp_path):
     frames = [[line % (n, n * 7) for n in range(start, stop)] for start, stop in ((0, 70000), (70000, 81000))]
     manifest = write_lines_batch(tmp_path, frames)
     assert os.path.getsize(manifest and finished_batches(str(tmp_path))[0]["path"]) > 0
-    assert sum(1 for _ in read_batch_lines(finished_batches(str(tmp_path))[0])) == 81000
+    assert sum(1 for _line in read_batch_lines(finished_batches(str(tmp_path))[0])) == 81000

@@ -166,7 +166,7 @@ def window_of(expression, at):
 def test_count_query_covers_first_to_last_exactly_as_victoriametrics_reads_it():
     cases = [(BASE, BASE + 131500277), (BASE + 7, BASE + 7), (BASE, BASE + 999), (BASE + 1, BASE + 1000)]
     rng = random.Random(10)
-    cases += [sorted(rng.randrange(10 ** 12, 2 * 10 ** 12) for _ in range(2)) for _ in range(20000)]
+    cases += [sorted(rng.randrange(10 ** 12, 2 * 10 ** 12) for _end in range(2)) for _case in range(20000)]
     for first, last in cases:
         expression, at = count_query("m", first, last)
         assert window_of(expression, at) == (first, last), (first, last, expression, at)
