@@ -67,15 +67,6 @@ def server():
     stop_server(httpd)
 
 
-@pytest.fixture
-def closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 def outcome_within(seconds, call):
     """The exception ``call()`` raised (None if none); fails when it has not ended after ``seconds``."""
     box = {}

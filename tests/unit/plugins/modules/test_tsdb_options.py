@@ -9,7 +9,6 @@ __metaclass__ = type
 import base64
 import os
 import re
-import socket
 import stat
 import threading
 import time
@@ -59,15 +58,6 @@ def target():
     yield "http://127.0.0.1:%d" % httpd.server_address[1], PutHandler.seen
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture
-def closed_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 @pytest.fixture
@@ -187,7 +177,7 @@ def test_bundle_check_refuses_a_negative_free_space_margin(tmp_path):
     args = params(bundle_check, path=str(tmp_path / "b.tar"), dest=str(tmp_path / "x"), state_dir=str(tmp_path / "s"),
                   min_free_mb=-1)
     with pytest.raises(FerryError, match=r"^min_free_mb=-1 is out of range: it must be 0 or more"):
-        bundle_check.check_bundle(args, False)
+        bundle_check.run(args, False)
 
 
 # -- 8. URLs checked up front; a target that is down fails in seconds ----------------------------------
@@ -269,7 +259,7 @@ def run_with_empty(module_name, option, tmp_path):
     calls = {
         "tsdb_dump": lambda: tsdb_dump.run_dump(args, False),
         "tsdb_restore": lambda: tsdb_restore.run_restore(args, False),
-        "bundle_check": lambda: bundle_check.check_bundle(args, False),
+        "bundle_check": lambda: bundle_check.run(args, False),
         "migration_status": lambda: migration_status.collect(args["state_dir"], []),
         "whisper_install": lambda: whisper_install.run_install(args, False),
         "rrd_to_whisper": lambda: rrd_to_whisper.run_convert(args, False),
