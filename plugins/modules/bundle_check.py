@@ -184,9 +184,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, check_ranges, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
+    RUN,
     SKIP,
-    Journal,
-    fingerprint,
+    attempt_step,
     state_argument_spec,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import (
@@ -197,38 +197,34 @@ from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import
 )
 
 
-def check_bundle(params, check_mode):
+def run(params, check_mode):
     check_options(params)
     target = extraction_dir(params["path"], params["dest"])
     identity = bundle_identity(params["path"])
-    inputs = fingerprint({
+    attempt = attempt_step(params, "bundle_check", {
         "bundle": identity,
         "target": target,
         "allow_missing_checksum": params["allow_missing_checksum"],
         "verify_dumps": params["verify_dumps"],
-    })
-    journal = Journal(params["state_dir"], create=not check_mode)
-    step = journal.step(params["step"] or "bundle_check")
-    decision = step.decide(inputs, params["force"])
-    result = {"extracted_path": target, "decision": decision}
-    if decision == SKIP:
+    }, check_mode)
+    if attempt.decision == SKIP:
         manifest = read_manifest(target)
         if manifest and manifest.get("bundle") == identity:
-            result.update(changed=False, inventory=manifest)
-            return result
-        decision = result["decision"] = "run"  # the extracted tree was removed or replaced
+            return {"extracted_path": target, "decision": SKIP, "changed": False, "inventory": manifest}
+        attempt.decision = RUN  # the extracted tree was removed or replaced
+    result = {"extracted_path": target, "decision": attempt.decision}
     checker = BundleChecker(
         params["path"], params["dest"],
         allow_missing_checksum=params["allow_missing_checksum"],
         verify_dumps=params["verify_dumps"],
         dry_run=check_mode,
         min_free=params["min_free_mb"] << 20,
-        progress=None if check_mode else (lambda done, total: step.progress(done, total, "bytes")),
+        progress=None if check_mode else (lambda done, total: attempt.step.progress(done, total, "bytes")),
     )
-    if check_mode:
+    if not attempt.runs:  # check mode: the whole check, writing nothing
         result.update(changed=True, inventory=checker.run())
         return result
-    with step.begin(inputs, resume=decision == "resume", unit="bytes"):
+    with attempt.running(unit="bytes") as step:
         inventory = checker.run()
         summary = {"extracted_path": target, "dmd_uuid": inventory["dmd_uuid"], "md5": inventory["tgz"]["md5"]}
         step.complete(counts=_counts(inventory), result=summary)
@@ -265,7 +261,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    exit_with(module, lambda: check_bundle(module.params, module.check_mode),
+    exit_with(module, lambda: run(module.params, module.check_mode),
               lambda result: result.get("inventory", {}).get("warnings", []))
 
 

@@ -141,13 +141,26 @@ table:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     UNREADABLE,
     Journal,
     describe,
     format_table,
+    state_argument_spec,
 )
+
+
+def run(params, check_mode=False):
+    """The status of the steps; a result with a ``msg`` (a failed task) when one is in a ``fail_on`` status.
+    Check mode changes nothing: the module only reads."""
+    result = dict(collect(params["state_dir"], params["steps"]), changed=False)
+    bad = [row for row in result["steps"] if row["status"] in params["fail_on"]]
+    if bad:
+        result["msg"] = "; ".join("step %s is %s%s" % (row["name"], row["status"],
+                                                       ": %s" % row["error"] if row["error"] else "")
+                                  for row in bad)
+    return result
 
 
 def collect(state_dir, only):
@@ -187,28 +200,18 @@ def _pending(name):
             "counts": {}, "error": None, "fingerprint": None}
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            state_dir=dict(type="path", default="~/.ferry-migrate/state"),
-            steps=dict(type="list", elements="str", default=[]),
-            fail_on=dict(type="list", elements="str", default=[],
-                         choices=["failed", "interrupted", "running", "pending", "unreadable"]),
-        ),
-        supports_check_mode=True,
+def argument_spec():
+    return dict(
+        state_dir=state_argument_spec()["state_dir"],
+        steps=dict(type="list", elements="str", default=[]),
+        fail_on=dict(type="list", elements="str", default=[],
+                     choices=["failed", "interrupted", "running", "pending", "unreadable"]),
     )
-    try:
-        result = collect(module.params["state_dir"], module.params["steps"])
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in unreadable_warnings(result):
-        module.warn(warning)
-    bad = [row for row in result["steps"] if row["status"] in module.params["fail_on"]]
-    if bad:
-        module.fail_json(msg="; ".join("step %s is %s%s" % (row["name"], row["status"],
-                                                            ": %s" % row["error"] if row["error"] else "")
-                                       for row in bad), changed=False, **result)
-    module.exit_json(changed=False, **result)
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    exit_with(module, lambda: run(module.params, module.check_mode), unreadable_warnings)
 
 
 if __name__ == "__main__":

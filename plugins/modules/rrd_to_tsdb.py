@@ -194,14 +194,13 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import check_http_params, http_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import SKIP, state_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
-    DoneLog,
-    TsdbJob,
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import DoneLog
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import convert_points_tree, points_done
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.jobs import TsdbJob
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.naming import (
     ZenossNames,
-    convert_points_tree,
     find_upwards,
-    points_done,
     read_rrdpath_map,
     read_tenant,
 )
@@ -235,7 +234,7 @@ def naming(params):
 MAX_FILES_PER_BATCH = 100000
 
 
-def run_convert(params, check_mode):
+def run(params, check_mode):
     check_paths(params, ("src", "dest", "files", "dmd_uuid_file", "rrdpath_map", "state_dir"))
     check_numbers(params, {"files_per_batch": (1, MAX_FILES_PER_BATCH)})
     check_put_params(params)
@@ -244,22 +243,23 @@ def run_convert(params, check_mode):
     job = TsdbJob(params["src"], names, counters=params["counters"])
     inputs = {"dest": os.path.abspath(params["dest"]), "tenant": names.tenant, "map": map_file,
               "template": (params["metric_template"], params["tags"]), "per_batch": params["files_per_batch"]}
-    run = prepare(params, check_mode, inputs, "rrd_to_tsdb",
-                  lambda path: (points_done(params["dest"], clean=False), DoneLog.read(path + ".failed", failed=True)))
-    run.result["tenant_id"] = names.tenant
-    run.result["accelerators"] = accelerators()
-    if run.decision != SKIP and not check_mode:
-        with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
-            out = convert_points_tree(job, params["dest"], run.shard, run.workers, run.step, params["files_per_batch"],
-                                      run.state_path, run.files, run.resume, stop_dir=params["state_dir"],
-                                      skip_failed=run.skip_failed, min_free=params["min_free_mb"] << 20)
-            result = finish(run, out, params["max_failed_files"], changed=out["counts"]["points"] > 0)
+    conversion = prepare(params, check_mode, inputs, "rrd_to_tsdb",
+                         lambda path: (points_done(params["dest"], clean=False), DoneLog.read(path + ".failed", failed=True)))
+    conversion.result["tenant_id"] = names.tenant
+    conversion.result["accelerators"] = accelerators()
+    if conversion.attempt.runs:
+        with conversion.attempt.running(unit="files"):
+            out = convert_points_tree(job, params["dest"], conversion.shard, conversion.workers, conversion.step,
+                                      params["files_per_batch"], conversion.state_path, conversion.files,
+                                      conversion.resume, stop_check=conversion.step.check_stop,
+                                      skip_failed=conversion.skip_failed, min_free=params["min_free_mb"] << 20)
+            result = finish(conversion, out, params["max_failed_files"], changed=out["counts"]["points"] > 0)
         if result.get("msg"):
             return result
     else:
-        result = run.result
+        result = conversion.result
     if params["url"]:
-        result.update(send(params, check_mode, run.step.name + ".put"))
+        result.update(send(params, check_mode, conversion.step.name + ".put"))
     return result
 
 
@@ -291,7 +291,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
-    exit_with(module, lambda: run_convert(module.params, module.check_mode), conversion_warnings)
+    exit_with(module, lambda: run(module.params, module.check_mode), conversion_warnings)
 
 
 if __name__ == "__main__":

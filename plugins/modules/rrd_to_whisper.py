@@ -216,28 +216,24 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, exit_with, file_sha256
-from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import SKIP, state_argument_spec
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
-    DoneLog,
-    NavNames,
-    WhisperJob,
-    convert_whisper_tree,
-    load_mapping,
-    resolve_owner,
-)
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import state_argument_spec
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import parse_mode, resolve_owner
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import DoneLog
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import convert_whisper_tree
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.jobs import WhisperJob
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.naming import NavNames, load_mapping
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.steps import (
     check_numbers,
     conversion_warnings,
     finish,
     needs_binding,
-    parse_mode,
     prepare,
     rrd_argument_spec,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.whisper import Rules
 
 
-def run_convert(params, check_mode):
+def run(params, check_mode):
     check_paths(params, ("src", "dest", "files", "mapping_file", "storage_schemas", "storage_aggregation", "state_dir"))
     check_numbers(params)
     mapping = load_mapping(params["mapping_file"], params["src"]) if params["mapping_file"] else None
@@ -253,14 +249,16 @@ def run_convert(params, check_mode):
     inputs = {"dest": os.path.abspath(params["dest"]), "names": (params["metric_prefix"], params["unmapped"]),
               "consolidations": params["consolidations"], "contents": digests, "mode": mode,
               "owner": (params["owner"], params["group"])}
-    run = prepare(params, check_mode, inputs, "rrd_to_whisper",
-                  lambda path: (DoneLog.read(path + ".done"), DoneLog.read(path + ".done", failed=True)))
-    if run.decision == SKIP or check_mode:
-        return run.result
-    with run.step.begin(run.fingerprint, resume=run.resume, unit="files"):
-        out = convert_whisper_tree(job, run.shard, run.workers, run.step, run.resume, run.state_path,
-                                   files=run.files, stop_dir=params["state_dir"], skip_failed=run.skip_failed)
-        return finish(run, out, params["max_failed_files"], changed=out["counts"]["created"] + out["counts"]["points"] > 0)
+    conversion = prepare(params, check_mode, inputs, "rrd_to_whisper",
+                         lambda path: (DoneLog.read(path + ".done"), DoneLog.read(path + ".done", failed=True)))
+    if not conversion.attempt.runs:  # skip, or check mode (the files pending counted)
+        return conversion.result
+    with conversion.attempt.running(unit="files"):
+        out = convert_whisper_tree(job, conversion.shard, conversion.workers, conversion.step, conversion.resume,
+                                   conversion.state_path, files=conversion.files,
+                                   stop_check=conversion.step.check_stop, skip_failed=conversion.skip_failed)
+        counts = out["counts"]
+        return finish(conversion, out, params["max_failed_files"], changed=counts["created"] + counts["points"] > 0)
 
 
 def argument_spec():
@@ -285,7 +283,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
-    exit_with(module, lambda: run_convert(module.params, module.check_mode), conversion_warnings)
+    exit_with(module, lambda: run(module.params, module.check_mode), conversion_warnings)
 
 
 if __name__ == "__main__":

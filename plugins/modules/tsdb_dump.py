@@ -207,11 +207,9 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient impo
     request_attempts,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
-    RESUME,
     RUN,
     SKIP,
-    Journal,
-    fingerprint,
+    attempt_step,
     state_argument_spec,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import batch_interval_ms, parse_time
@@ -219,7 +217,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import O
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import dump, dump_plan, missing_batches
 
 
-def run_dump(params, check_mode):
+def run(params, check_mode):
     check_options(params)
     now_ms = int(time.time() * 1000)
     start = parse_time(params["start"], params["timezone"], now_ms)
@@ -233,24 +231,21 @@ def run_dump(params, check_mode):
     plan = dump_plan(source, start, stop, interval, params["metric_prefix"], params["metrics"], params["metric_regex"])
     result = {"metrics": plan["metrics"], "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"],
               "frames_min": len(plan["metrics"]) * len(plan["batches"])}
-    inputs = fingerprint({"url": redact_url(params["url"]), "kind": params["kind"], "start": start, "stop": stop,
-                          "interval": interval, "metrics": plan["metrics"], "tags": params["tags"],
-                          "dest": params["dest"]})
-    step = Journal(params["state_dir"], create=not check_mode).step(params["step"] or "tsdb_dump")
-    decision = step.decide(inputs, params["force"])
-    if decision == SKIP:
+    attempt = attempt_step(params, "tsdb_dump", {
+        "url": redact_url(params["url"]), "kind": params["kind"], "start": start, "stop": stop, "interval": interval,
+        "metrics": plan["metrics"], "tags": params["tags"], "dest": params["dest"]}, check_mode)
+    if attempt.decision == SKIP:
         result["missing_batches"] = missing_batches(params["dest"], plan)
         if result["missing_batches"]:  # complete, but batches were lost since: dump those again
-            decision = RUN
-    result["decision"] = decision
-    if decision == SKIP or check_mode:
-        result["changed"] = decision != SKIP
+            attempt.decision = RUN
+    result["decision"] = attempt.decision
+    if not attempt.runs:
+        result["changed"] = attempt.decision != SKIP
         return result
-    checkpoint = step.checkpoint() if decision == RESUME else None
-    with step.begin(inputs, resume=decision == RESUME, total=len(plan["ranges"]), unit="batches"):
-        space = (params["min_free_mb"] << 20, params["min_free_inodes"], params["space_wait_timeout"])
-        counts = dump(source, params["dest"], plan, params["tags"], step, checkpoint, space,
-                      Journal(params["state_dir"]).state_dir)
+    with attempt.running(total=len(plan["ranges"]), unit="batches") as step:
+        counts = dump(source, params["dest"], plan, params["tags"], step, attempt.checkpoint,
+                      min_free_bytes=params["min_free_mb"] << 20, min_free_inodes=params["min_free_inodes"],
+                      space_timeout=params["space_wait_timeout"])
         step.complete(counts=counts)
     result.update(changed=counts["batches_written"] > 0, counts=counts)
     return result
@@ -293,7 +288,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    exit_with(module, lambda: run_dump(module.params, module.check_mode))
+    exit_with(module, lambda: run(module.params, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -171,21 +171,20 @@ decision:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, check_ranges, url_passwords
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, check_ranges, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     check_http_params,
     http_argument_spec,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import (
-    VerificationFailed,
     check_put_params,
     put_argument_spec,
     restore_step,
 )
 
 
-def run_restore(params, check_mode):
+def run(params, check_mode):
     check_options(params)
     return restore_step(params, check_mode, params["src"], params["step"] or "tsdb_restore", params["wait_for_step"])
 
@@ -222,14 +221,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module.no_log_values.update(url_passwords(module.params))  # Ansible echoes the URLs back
-    try:
-        result = run_restore(module.params, module.check_mode)
-    except VerificationFailed as exc:
-        module.fail_json(msg=str(exc), verification=exc.report)
-    except FerryError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    exit_with(module, lambda: run(module.params, module.check_mode))
 
 
 if __name__ == "__main__":

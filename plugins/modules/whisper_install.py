@@ -24,7 +24,7 @@ description:
     C(whisper.update_many), nothing already in the file is aggregated again or changed.
   - Every step is safe to repeat; a second run finds nothing to do and reports no change, a killed run is
     simply run again. Files received since the last complete install are the only ones read again (see
-    O(force)), so a role run again with nothing new received is quick. A damaged file fails alone, named with the reason; the task fails at the end when more
+    O(reread)), so a role run again with nothing new received is quick. A damaged file fails alone, named with the reason; the task fails at the end when more
     than O(max_failed_files) failed.
   - Nothing is read or written through a symlink leading out of O(src) or O(dest); such a file fails alone, and
     a temporary name found in O(dest) (a killed run's, or a symlink planted there) is replaced, never written
@@ -61,24 +61,34 @@ options:
       - How many files may fail before the task fails, C(0) or more (all of them are listed in RV(failed_files)).
     type: int
     default: 0
-  state_dir:
+  record_dir:
     description:
       - The migration's state directory. When set, the install is recorded there as step O(step) (running with
         the files done so far, then complete or failed with its counts), which
         M(ferry.migrate.migration_status) shows. The install always runs; a complete record is no reason to
-        skip it, files received since are (see O(force)).
+        skip it, files received since are (see O(reread)).
+      - C(state_dir), its former name, is an alias. Unlike the steps'
+        O(ferry.migrate.rrd_to_whisper#module:state_dir) it has no default (nothing is recorded) and never makes
+        the install skip. Through the alias, C(module_defaults) for C(group/ferry.migrate.all) setting
+        C(state_dir) record the install in the migration's state directory; they then win over O(record_dir)
+        given on the task (Ansible takes the alias, with a warning), so give C(state_dir) on the task to record
+        the install elsewhere.
     type: path
+    aliases: [state_dir]
   step:
-    description: The name of the step recorded in O(state_dir).
+    description: The name of the step recorded in O(record_dir).
     type: str
     default: whisper_install
-  force:
+  reread:
     description:
       - Read every file of O(src) again. Otherwise a file that arrived before the last install that ended
         without failure, and is in O(dest), is not read again (it was filled then); C(src/.ferry-installed)
         marks when that install started.
+      - C(force), its former name, is an alias. Unlike the steps' O(ferry.migrate.rrd_to_whisper#module:force) it
+        does not make a complete step run again (the install always runs); it makes the install read every file.
     type: bool
     default: false
+    aliases: [force]
 attributes:
   check_mode:
     support: full
@@ -123,30 +133,33 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
+    SAMPLE_LIMIT,
     FerryError,
     check_paths,
     check_ranges,
     exit_with,
+    readable,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal, fingerprint
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import SAMPLE_LIMIT, readable, resolve_owner
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.steps import parse_mode
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import parse_mode, resolve_owner
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.whisper import install_tree
 
 
-def run_install(params, check_mode):
-    check_paths(params, ("src", "dest", "state_dir"))
+def run(params, check_mode):
+    check_paths(params, ("src", "dest", "record_dir"))
     check_ranges(params, {"max_failed_files": (0, None)})
     mode = parse_mode(params["mode"])
     if not os.path.isdir(params["src"]):
         raise FerryError("%s is not a directory" % params["src"])
     install = functools.partial(install_tree, params["src"], params["dest"],
                                 resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2,
-                                dry_run=check_mode, everything=params["force"])
-    if not params["state_dir"] or check_mode:
+                                dry_run=check_mode, everything=params["reread"])
+    if not params["record_dir"] or check_mode:
         return _result(params, *install())
-    step = Journal(params["state_dir"]).step(params["step"])
-    with step.begin(fingerprint([os.path.abspath(params["src"]), os.path.abspath(params["dest"])]), unit="files"):
+    # recorded, never skipped: files received since the last install are what it looks for
+    attempt = Journal(params["record_dir"]).step(params["step"]).attempt(
+        [os.path.abspath(params["src"]), os.path.abspath(params["dest"])], force=True)
+    with attempt.running(unit="files") as step:
         result = _result(params, *install(progress=step.progress))
         if result.get("msg"):
             step.fail(result["msg"], result["counts"])
@@ -174,15 +187,15 @@ def argument_spec():
         group=dict(type="str"),
         mode=dict(type="raw", default="0644"),
         max_failed_files=dict(type="int", default=0),
-        force=dict(type="bool", default=False),
-        state_dir=dict(type="path"),
+        reread=dict(type="bool", default=False, aliases=["force"]),
+        record_dir=dict(type="path", aliases=["state_dir"]),
         step=dict(type="str", default="whisper_install"),
     )
 
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    exit_with(module, lambda: run_install(module.params, module.check_mode))
+    exit_with(module, lambda: run(module.params, module.check_mode))
 
 
 if __name__ == "__main__":

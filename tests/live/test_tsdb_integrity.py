@@ -88,12 +88,12 @@ def test_day_batches_past_the_read_limit_arrive_once(emulator, target, tmp_path)
     assert len(points) >= 1500000
     emulator.add_points(points)
     dest, state = tmp_path / "d", tmp_path / "s"
-    dumped = tsdb_dump.run_dump(dict(dump_args(emulator.url, base, base + 3 * DAY, dest, state),
-                                     batch_interval="day", points_per_query=50000, metric_prefix=prefix), False)
+    dumped = tsdb_dump.run(dict(dump_args(emulator.url, base, base + 3 * DAY, dest, state),
+                                batch_interval="day", points_per_query=50000, metric_prefix=prefix), False)
     assert dumped["counts"]["points"] == len(points)
     manifests = finished_batches(str(dest))
     assert len(manifests) == 3 and all(m["points"] == 500000 for m in manifests)
-    restored = tsdb_restore.run_restore(restore_args(dest, target[0], state, verify_url=target[1]), False)
+    restored = tsdb_restore.run(restore_args(dest, target[0], state, verify_url=target[1]), False)
     assert restored["counts"]["points"] == len(points)
     assert restored["verification"]["found_points"] == len(points)
     assert_each_point_once(read_back(target[1], ["%s.m%d" % (prefix, n) for n in range(5)], base, base + 3 * DAY),
@@ -193,13 +193,13 @@ def test_points_the_target_lost_are_named_and_a_rerun_resends_only_them(emulator
     points = run_points(prefix, base, days=1, metrics=3, per_metric_day=6000)
     emulator.add_points(points)
     dest, state = tmp_path / "d", tmp_path / "s"
-    tsdb_dump.run_dump(dict(dump_args(emulator.url, base, base + DAY, dest, state), metric_prefix=prefix), False)
+    tsdb_dump.run(dict(dump_args(emulator.url, base, base + DAY, dest, state), metric_prefix=prefix), False)
     proxy = _LossyPut(target[0], every=7)
     try:
         args = restore_args(dest, proxy.url, state, verify_url=target[1], points_per_request=500, connections=2,
                             verify_timeout=3.0)
         with pytest.raises(FerryError) as failure:
-            tsdb_restore.run_restore(args, False)
+            tsdb_restore.run(args, False)
         message = str(failure.value)
         assert "fewer points than were sent" in message and prefix in message
         assert "within its retention period" in message and "Run the restore again" in message
@@ -207,13 +207,13 @@ def test_points_the_target_lost_are_named_and_a_rerun_resends_only_them(emulator
         assert record["status"] == "failed" and record["checkpoint"]["short"]
 
         proxy.every = 0  # the target is sound again
-        rerun = tsdb_restore.run_restore(args, False)
+        rerun = tsdb_restore.run(args, False)
         assert rerun["decision"] == "resume" and rerun["counts"]["points"] == 0
         assert 0 < rerun["resent"]["points"] < len(points) // 5
         assert rerun["verification"]["found_points"] == len(points)
         assert_each_point_once(read_back(target[1], ["%s.m%d" % (prefix, n) for n in range(3)], base, base + DAY),
                                points)
-        assert tsdb_restore.run_restore(args, False)["decision"] == "skip"
+        assert tsdb_restore.run(args, False)["decision"] == "skip"
     finally:
         proxy.close()
 
@@ -225,22 +225,22 @@ def test_a_dump_rerun_notices_a_lost_batch_and_the_restore_sends_only_new_batche
     emulator.add_points(points)
     dest, state = tmp_path / "d", tmp_path / "s"
     first_day = dict(dump_args(emulator.url, base, base + DAY, dest, state), metric_prefix=prefix)
-    assert tsdb_dump.run_dump(first_day, False)["counts"]["batches_written"] == 24
+    assert tsdb_dump.run(first_day, False)["counts"]["batches_written"] == 24
     rargs = restore_args(dest, target[0], state, verify_url=target[1])
-    assert tsdb_restore.run_restore(rargs, False)["counts"]["points"] == len(points) // 2
+    assert tsdb_restore.run(rargs, False)["counts"]["points"] == len(points) // 2
 
     lost = sorted(e for e in os.listdir(str(dest)) if e.endswith(".json"))[5]
     os.unlink(str(dest / lost))
     with pytest.raises(FerryError, match="cannot be restored as they are: .*data file %s.jsonl.gz has no manifest" % lost[:-5]):
-        tsdb_restore.run_restore(rargs, False)
-    again = tsdb_dump.run_dump(first_day, False)
+        tsdb_restore.run(rargs, False)
+    again = tsdb_dump.run(first_day, False)
     assert again["decision"] == "run" and again["missing_batches"] == [lost[:-5]]
     assert again["counts"]["batches_written"] == 1 and again["counts"]["batches_skipped"] == 23
 
     second_day = dict(first_day, start=str(base + DAY), stop=str(base + 2 * DAY), step="tsdb_dump_2")
-    tsdb_dump.run_dump(second_day, False)
-    restored = tsdb_restore.run_restore(rargs, False)  # the re-dumped batch is the same file: not sent again
+    tsdb_dump.run(second_day, False)
+    restored = tsdb_restore.run(rargs, False)  # the re-dumped batch is the same file: not sent again
     assert restored["counts"]["points"] == len(points) // 2 and restored["counts"]["batches"] == 48
     assert_each_point_once(read_back(target[1], ["%s.m%d" % (prefix, n) for n in range(2)], base, base + 2 * DAY),
                            points)
-    assert tsdb_restore.run_restore(rargs, False)["decision"] == "skip"
+    assert tsdb_restore.run(rargs, False)["decision"] == "skip"

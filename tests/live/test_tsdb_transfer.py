@@ -126,18 +126,18 @@ def test_emulator_to_victoriametrics_exact_set(emulator, servers, tmp_path):
     points = sample_points(base)
     emulator.add_points(points)
     start, stop = base + 1234, base + DAY - 17  # unaligned
-    dumped = tsdb_dump.run_dump(dump_args(emulator.url, start, stop, tmp_path / "d", tmp_path / "s"), False)
+    dumped = tsdb_dump.run(dump_args(emulator.url, start, stop, tmp_path / "d", tmp_path / "s"), False)
     assert dumped["changed"] and dumped["counts"]["batches_written"] == 24
     expected = [p for p in points if start <= p[2] < stop]
     assert dumped["counts"]["points"] == len(expected) > 100000
-    restored = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s",
-                                                     verify_url=servers["FERRY_VM_URL"], verify_values=True), False)
+    restored = tsdb_restore.run(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s",
+                                             verify_url=servers["FERRY_VM_URL"], verify_values=True), False)
     assert restored["verification"]["values_checked"] == len([p for p in points if start <= p[2] < stop])
     assert restored["verification"]["short"] == {} and restored["verification"]["found_points"] == len(expected)
     found = vm_points(servers["FERRY_VM_URL"], sorted(set(p[0] for p in points)), start, stop)
     assert_same_points(found, expected)
-    again = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s",
-                                                  verify_url=servers["FERRY_VM_URL"]), False)
+    again = tsdb_restore.run(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s",
+                                          verify_url=servers["FERRY_VM_URL"]), False)
     assert again["changed"] is False and again["decision"] == "skip"
 
 
@@ -146,9 +146,9 @@ def test_emulator_to_emulator_keeps_integers_exact(emulator, tmp_path):
     points = [("int.exact", {"host": "a-b"}, base + i, 2 ** 53 + 1 + i) for i in range(2000)]
     emulator.add_points(points)
     with OpenTSDBEmulator() as target:
-        tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", tmp_path / "s"), False)
-        result = tsdb_restore.run_restore(restore_args(tmp_path / "d", target.url, tmp_path / "s", kind="opentsdb",
-                                                       verify_values=True), False)
+        tsdb_dump.run(dump_args(emulator.url, base, base + DAY, tmp_path / "d", tmp_path / "s"), False)
+        result = tsdb_restore.run(restore_args(tmp_path / "d", target.url, tmp_path / "s", kind="opentsdb",
+                                               verify_values=True), False)
         assert target.points() == emulator.points()
         assert result["verification"]["values_checked"] == 2000
         target.add_points([("int.exact", {"host": "a-b"}, base + 7, 12345)])  # the target now differs
@@ -165,14 +165,14 @@ def test_victoriametrics_to_victoriametrics(servers, tmp_path):
     dest = tmp_path / "seed"
     with OpenTSDBEmulator() as emu:  # seed the source VictoriaMetrics through the same dump/restore path
         emu.add_points(points)
-        tsdb_dump.run_dump(dump_args(emu.url, base, base + DAY, dest, tmp_path / "s1"), False)
-    tsdb_restore.run_restore(restore_args(dest, servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s1",
-                                          verify_url=source_url), False)
-    dumped = tsdb_dump.run_dump(dict(dump_args(source_url, base, base + DAY, tmp_path / "d", tmp_path / "s2"),
-                                     kind="prometheus", metric_prefix=run), False)
+        tsdb_dump.run(dump_args(emu.url, base, base + DAY, dest, tmp_path / "s1"), False)
+    tsdb_restore.run(restore_args(dest, servers["FERRY_VM_OPENTSDB_URL"], tmp_path / "s1",
+                                  verify_url=source_url), False)
+    dumped = tsdb_dump.run(dict(dump_args(source_url, base, base + DAY, tmp_path / "d", tmp_path / "s2"),
+                                kind="prometheus", metric_prefix=run), False)
     assert dumped["metrics"] == [run + "port-rx/bytes"]
-    restored = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_DEFAULT_OPENTSDB_URL"],
-                                                     tmp_path / "s2", verify_url=servers["FERRY_VM_DEFAULT_URL"]), False)
+    restored = tsdb_restore.run(restore_args(tmp_path / "d", servers["FERRY_VM_DEFAULT_OPENTSDB_URL"],
+                                             tmp_path / "s2", verify_url=servers["FERRY_VM_DEFAULT_URL"]), False)
     expected = [p for p in points if p[0] == run + "port-rx/bytes"]
     assert restored["verification"]["found_points"] == len(expected)
     found = vm_points(servers["FERRY_VM_DEFAULT_URL"], [run + "port-rx/bytes"], base, base + DAY)
@@ -183,25 +183,25 @@ def test_default_retention_drops_are_caught(emulator, servers, tmp_path):
     old = recent_day() - 400 * DAY
     emulator.add_points([("old.metric-a", {"h": "x"}, old + i * 1000, i) for i in range(500)])
     emulator.add_points([("old.metric-b", {"h": "y"}, old + i * 1000, i) for i in range(500)])
-    tsdb_dump.run_dump(dump_args(emulator.url, old, old + DAY, tmp_path / "d", tmp_path / "s"), False)
+    tsdb_dump.run(dump_args(emulator.url, old, old + DAY, tmp_path / "d", tmp_path / "s"), False)
     with pytest.raises(FerryError, match=r"fewer points than were sent for 2 metric\(s\): old.metric-a \(0 of 500, .*\), "
                                          r"old.metric-b \(0 of 500, .*it keeps 1 month\(s\) \(-retentionPeriod\), "
                                          r"so it drops points before .*raise -retentionPeriod"):
-        tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_DEFAULT_OPENTSDB_URL"], tmp_path / "s",
-                                              verify_url=servers["FERRY_VM_DEFAULT_URL"], verify_timeout=3.0), False)
+        tsdb_restore.run(restore_args(tmp_path / "d", servers["FERRY_VM_DEFAULT_OPENTSDB_URL"], tmp_path / "s",
+                                      verify_url=servers["FERRY_VM_DEFAULT_URL"], verify_timeout=3.0), False)
     assert Journal(str(tmp_path / "s")).step("tsdb_restore").record()["status"] == "failed"
 
 
 def test_faults_are_retried(emulator, tmp_path):
     base = recent_day()
     emulator.add_points([("fault.m", {"h": "x"}, base + i, i) for i in range(5000)])
-    tsdb_dump.run_dump(dump_args(emulator.url, base, base + HOUR, tmp_path / "d", tmp_path / "s"), False)
+    tsdb_dump.run(dump_args(emulator.url, base, base + HOUR, tmp_path / "d", tmp_path / "s"), False)
     with OpenTSDBEmulator() as target:
         target.inject("/api/put", status=500, nth=2)
         target.inject("/api/put", status=429, nth=4)
         target.inject("/api/put", drop=True, nth=6)
-        result = tsdb_restore.run_restore(restore_args(tmp_path / "d", target.url, tmp_path / "s", kind="opentsdb",
-                                                       points_per_request=500, connections=1), False)
+        result = tsdb_restore.run(restore_args(tmp_path / "d", target.url, tmp_path / "s", kind="opentsdb",
+                                               points_per_request=500, connections=1), False)
         # The dropped connection is sent again at once on a new connection; 500 and 429 back off.
         assert result["counts"]["retries"] >= 2
         assert target.points() == emulator.points()
@@ -216,14 +216,14 @@ def test_permanent_400_stops_with_the_servers_message(tmp_path):
     writer.finish()
     with OpenTSDBEmulator() as target:
         with pytest.raises(FerryError, match=r"the target rejected points: 1 of 1 points failed, first: .*no.tags.*: Missing tags"):
-            tsdb_restore.run_restore(restore_args(directory, target.url, tmp_path / "s", kind="opentsdb"), False)
+            tsdb_restore.run(restore_args(directory, target.url, tmp_path / "s", kind="opentsdb"), False)
 
 
 def test_check_mode_plans_without_writing(emulator, tmp_path):
     base = recent_day()
     emulator.add_points([("plan.a", {"h": "x"}, base, 1), ("plan.b", {"h": "x"}, base, 1)])
-    result = tsdb_dump.run_dump(dict(dump_args(emulator.url, base, base + DAY, tmp_path / "d", tmp_path / "s"),
-                                     batch_interval="day"), True)
+    result = tsdb_dump.run(dict(dump_args(emulator.url, base, base + DAY, tmp_path / "d", tmp_path / "s"),
+                                batch_interval="day"), True)
     assert result["metrics"] == ["plan.a", "plan.b"] and len(result["batches"]) == 1 and result["frames_min"] == 2
     assert not (tmp_path / "d").exists() and not (tmp_path / "s").exists()
 
@@ -287,9 +287,9 @@ def test_pipelined_restore_follows_the_dump(emulator, servers, tmp_path):
     dumper = subprocess.Popen([sys.executable, os.path.join(ROOT, "plugins", "modules", "tsdb_dump.py"),
                                str(args_file)], env=env, stdout=subprocess.PIPE)
     (tmp_path / "d").mkdir(exist_ok=True)
-    result = tsdb_restore.run_restore(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], state,
-                                                   verify_url=servers["FERRY_VM_URL"], wait_for_step="tsdb_dump"),
-                                      False)
+    result = tsdb_restore.run(restore_args(tmp_path / "d", servers["FERRY_VM_OPENTSDB_URL"], state,
+                                           verify_url=servers["FERRY_VM_URL"], wait_for_step="tsdb_dump"),
+                              False)
     dumper.communicate()
     assert dumper.returncode == 0
     journal = Journal(str(state))
@@ -305,13 +305,14 @@ def test_stop_file_and_space_gate(emulator, tmp_path):
     state = tmp_path / "s"
     state.mkdir()
     (state / "STOP").write_text("")
-    with pytest.raises(FerryError, match=r"stopped on request .*STOP\): 0 batch\(es\) dumped, 24 to go"):
-        tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
+    with pytest.raises(FerryError, match=r"stopped on request \(.*STOP\) after 0 batch\(es\) dumped, 24 to go; "
+                                         r"remove the file and run again to go on"):
+        tsdb_dump.run(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
     (state / "STOP").unlink()
     with pytest.raises(FerryError, match=r"not enough room in .* after waiting 0 s"):
-        tsdb_dump.run_dump(dict(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state),
-                                min_free_mb=1 << 30, space_wait_timeout=0.0), False)
-    done = tsdb_dump.run_dump(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
+        tsdb_dump.run(dict(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state),
+                           min_free_mb=1 << 30, space_wait_timeout=0.0), False)
+    done = tsdb_dump.run(dump_args(emulator.url, base, base + DAY, tmp_path / "d", state), False)
     assert done["decision"] == "resume" and done["counts"]["points"] == 100
 
 

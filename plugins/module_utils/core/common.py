@@ -22,17 +22,24 @@ from urllib.parse import unquote
 
 
 class FerryError(Exception):
-    """An error an operator can act on: the message names the cause and the object."""
+    """An error an operator can act on: the message names the cause and the object.
+
+    ``result``: fields the failed task's result carries besides ``msg`` (a verification report, say); an
+    instance or a subclass sets it.
+    """
+
+    result = None
 
 
 def exit_with(module, run, warnings=None):
-    """End an Ansible module with the result of ``run()``: failed when it raises :class:`FerryError` or its
-    result carries a ``msg``; ``warnings(result)`` lists what to warn of first."""
+    """End an Ansible module with the result of ``run()``: failed when it raises :class:`FerryError` (with the
+    error's ``result`` fields) or its result carries a ``msg``; ``warnings(result)`` lists what to warn of
+    first."""
     module.no_log_values.update(url_passwords(module.params))
     try:
         result = run()
     except FerryError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(**dict(exc.result or {}, msg=str(exc)))
     for warning in warnings(result) if warnings else ():
         module.warn(warning)
     if result.get("msg"):
@@ -147,6 +154,20 @@ def remove_quietly(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+SAMPLE_LIMIT = 50  # failures / warnings listed in a task result; a step's report file has them all
+_UNPRINTABLE = dict((code, "\\x%02x" % code) for code in list(range(32)) + [127])
+
+
+def readable(text):
+    """``text`` fit for a task result and a log: bytes of a file name that are not UTF-8 as ``\\xff``, control
+    characters (a newline in a file name) as ``\\x0a``. Ansible refuses a result that is not valid UTF-8."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that do not stand for bytes
+        data = text.encode("utf-8", "backslashreplace")
+    return data.decode("utf-8", "backslashreplace").translate(_UNPRINTABLE)
 
 
 def human_bytes(count):

@@ -14,6 +14,20 @@ Decisions for a step about to run (:meth:`Step.decide`):
 * ``resume``  -- interrupted or failed with the same fingerprint: the step may continue from its
   checkpoint;
 * ``run``     -- never ran, inputs changed, or ``force``.
+
+The lifecycle, in one place (:meth:`Step.attempt`): a module asks for an :class:`Attempt`, may turn its
+decision into another when it knows better (a skip into a run when outputs were lost), returns early when
+the attempt does not run (skip, check mode), and runs its body in ``with attempt.running(...) as step``::
+
+    attempt = attempt_step(params, "my_step", inputs, check_mode)
+    if not attempt.runs:
+        return {"decision": attempt.decision, "changed": attempt.decision != SKIP}
+    with attempt.running(total=len(items), unit="items") as step:
+        for done, item in enumerate(items):
+            step.check_stop("%d item(s)" % done)     # the operator's STOP file
+            work(item, attempt.checkpoint)           # the last run's checkpoint when resuming
+            step.progress(done + 1)
+        step.complete(counts={"items": len(items)})  # or left to the block: complete, or failed on error
 """
 
 from __future__ import absolute_import, division, print_function
@@ -58,9 +72,11 @@ class Stopped(FerryError):
     """A graceful stop asked for with the STOP file: the work in progress was finished first."""
 
 
-def stop_requested(state_dir):
-    """True when the operator created ``<state_dir>/STOP`` (``touch`` it; remove it to go on)."""
-    return bool(state_dir) and os.path.exists(os.path.join(state_dir, STOP_FILE))
+def attempt_step(params, default_name, inputs, check_mode=False):
+    """The :class:`Attempt` of the step a module's ``state`` options name (``state_dir``, ``step`` or else
+    ``default_name``, ``force``) with these ``inputs``. Check mode creates no state directory."""
+    step = Journal(params["state_dir"], create=not check_mode).step(params["step"] or default_name)
+    return step.attempt(inputs, params["force"], check_mode)
 
 
 def state_argument_spec():
@@ -188,9 +204,18 @@ class Step:
             record["status"] = INTERRUPTED
         return record
 
+    def attempt(self, inputs, force=False, check_mode=False):
+        """The lifecycle's entry point: what to do with these ``inputs`` (any JSON-serialisable value, the
+        fingerprint is taken here), as an :class:`Attempt`. Raises when another run holds the step."""
+        record = self.record()
+        digest = fingerprint(inputs)
+        return Attempt(self, digest, self._decision(record, digest, force), record, check_mode)
+
     def decide(self, fingerprint_value, force=False):
         """``skip``, ``resume`` or ``run`` for a step with these inputs (see the module docstring)."""
-        record = self.record()
+        return self._decision(self.record(), fingerprint_value, force)
+
+    def _decision(self, record, fingerprint_value, force):
         if force or record is None or record.get("fingerprint") != fingerprint_value:
             return RUN
         status = record.get("status")
@@ -322,6 +347,49 @@ class Step:
     def _busy_message(self, record):
         return "step %s is already running (pid %s on %s, started %s)" % (
             self.name, record.get("pid", "?"), record.get("host", "?"), record.get("started", "?"))
+
+
+class Attempt:
+    """A run of a step about to start (:meth:`Step.attempt`).
+
+    ``decision`` is ``run``, ``resume`` or ``skip``; a module that knows better may set another before running
+    (``skip`` into ``run`` when outputs were lost, into ``resume`` when there is more to do, or a decision of
+    its own such as the RRD converters' ``update``). Everything else follows from it:
+
+    * ``resume``: the run goes on from the last one (any decision but ``run`` and ``skip``);
+    * ``checkpoint``: the last run's checkpoint when resuming, else None;
+    * ``runs``: the body runs now (neither ``skip`` nor check mode);
+    * ``record``: the step's record as this attempt found it (None: the step never ran).
+    """
+
+    def __init__(self, step, fingerprint_value, decision, record, check_mode=False):
+        self.step = step
+        self.fingerprint = fingerprint_value
+        self.decision = decision
+        self.record = record
+        self.check_mode = check_mode
+
+    @property
+    def resume(self):
+        return self.decision not in (RUN, SKIP)
+
+    @property
+    def checkpoint(self):
+        return (self.record or {}).get("checkpoint") if self.resume else None
+
+    @property
+    def runs(self):
+        return self.decision != SKIP and not self.check_mode
+
+    def running(self, total=None, unit=None):
+        """Take the step's lock and record it as running (resumed or not, as decided): use it as ``with
+        attempt.running(...) as step``. The block completes the step when it ends, unless the body recorded
+        an end itself (``step.complete(counts=...)``, ``step.fail(...)``); an exception fails it. A kill
+        leaves it running with no lock held: ``interrupted``, resumed by the next attempt."""
+        if not self.runs:
+            raise FerryError("step %s does not run: it is %s" % (
+                self.step.name, "in check mode" if self.check_mode else "complete with the same inputs (skip)"))
+        return self.step.begin(self.fingerprint, resume=self.resume, total=total, unit=unit)
 
 
 def describe(record, now=None):

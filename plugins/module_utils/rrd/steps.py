@@ -8,16 +8,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_ranges
-from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import RESUME, RUN, SKIP, Journal, fingerprint
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
-    default_workers,
-    pending_files,
-    relative_files,
-)
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import RESUME, RUN, SKIP, attempt_step
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import default_workers, relative_files
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import pending_files
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import source_files
 
 
@@ -55,71 +51,36 @@ def needs_binding(params):
     return any(name.endswith(".rrd") for name in names)
 
 
-_OCTAL = re.compile(r"^(0o?)?[0-7]+$")
-_CLAUSE = re.compile(r"^([ugoa]+)([-+=])([rwxst]*)$")
-_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o1007}  # every bit a class of users can have
-_BITS = {"r": 0o444, "w": 0o222, "x": 0o111, "s": 0o6000, "t": 0o1000}
-
-
-def parse_mode(value):
-    """Permissions as Ansible's file modules take them: an integer is its value (``mode: 0644`` unquoted is the
-    YAML integer 420, which is 0o644), a string is octal (``"0644"``, ``"644"``, ``"0o644"``) or symbolic
-    (``"u=rw,g=r,o=r"``, applied to no permissions: the files are new). From 0 to 0o7777."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise FerryError("invalid mode %r: give octal permissions such as '0644', or symbolic ones such as "
-                         "'u=rw,g=r,o=r'" % (value,))
-    if isinstance(value, int):
-        mode = value
-    elif _OCTAL.match(value.strip()):
-        mode = int(value.strip(), 8)
-    else:
-        mode = _symbolic_mode(value)
-    if not 0 <= mode <= 0o7777:
-        raise FerryError("invalid mode %r: permissions go from 0 to 0o7777 (give '0644' quoted, or 420)" % (value,))
-    return mode
-
-
-def _symbolic_mode(text):
-    """``u=rw,g=r,o=r`` and the like (``+``, ``-``, ``=``; r, w, x, s, t) applied to no permissions."""
-    mode = 0
-    for clause in text.split(","):
-        match = _CLAUSE.match(clause.strip())
-        if not match:
-            raise FerryError("invalid mode %r: give octal permissions such as '0644', or symbolic ones such as "
-                             "'u=rw,g=r,o=r' (who: u, g, o, a; operator: +, - or =; permissions: r, w, x, s, t)"
-                             % (text,))
-        users, operator, permissions = match.groups()
-        mask = 0
-        for who in users.replace("a", "ugo"):
-            mask |= _WHO[who]
-        bits = mask & sum(_BITS[p] for p in set(permissions))
-        if operator == "=":
-            mode = (mode & ~mask) | bits
-        elif operator == "+":
-            mode |= bits
-        else:
-            mode &= ~bits
-    return mode
-
-
 UPDATE = "update"
 
 
 class Run:
-    """A converter step about to run: its journal entry, decision and the files it covers."""
+    """A converter step about to run: its :class:`~core.journal.Attempt`, decision and the files it covers.
 
-    def __init__(self, step, inputs, decision, params, files, state_path, record):
-        self.step = step
-        self.fingerprint = inputs
-        self.decision = decision
-        self.resume = decision in (RESUME, UPDATE)
+    ``with run.attempt.running(unit="files"):`` runs it (unless ``run.attempt.runs`` is false: skip or check
+    mode); ``state_path`` is where its files beside the record start (``<state_path>.done``, ``.failed``,
+    ``.report.jsonl``).
+    """
+
+    def __init__(self, attempt, params, files):
+        self.attempt = attempt
+        self.step = attempt.step
         self.shard = (params["shard_index"], params["shard_count"])
         self.workers = params["workers"] or default_workers()
         self.files = files
-        self.state_path = state_path
-        self.previous = (record or {}) if self.resume else {}
+        self.state_path = attempt.step.beside("")
+        self.previous = (attempt.record or {}) if self.resume else {}
         self.skip_failed = None  # after a completed step: files that failed then, unchanged since, stay out
-        self.result = {"decision": decision, "workers": self.workers, "changed": False}
+        self.result = {"decision": attempt.decision, "workers": self.workers, "changed": False}
+
+    @property
+    def decision(self):
+        return self.attempt.decision
+
+    @property
+    def resume(self):
+        """The run goes on from the last one: ``resume`` or ``update``."""
+        return self.attempt.resume
 
 
 def prepare(params, check_mode, inputs, default_step, done_so_far):
@@ -136,24 +97,19 @@ def prepare(params, check_mode, inputs, default_step, done_so_far):
     files = relative_files(src, params["files"]) if params["files"] else None
     inputs = dict(inputs, src=src, files=files, counters=params["counters"],
                   shard=(params["shard_index"], params["shard_count"]))
-    journal = Journal(params["state_dir"], create=not check_mode)
-    step = journal.step(params["step"] or default_step)
-    digest = fingerprint(inputs)
-    decision = step.decide(digest, params["force"])
-    record = step.record()
-    state_path = os.path.join(journal.steps_dir, step.name)
+    attempt = attempt_step(params, default_step, inputs, check_mode)
     shard = (params["shard_index"], params["shard_count"])
-    done, failed = done_so_far(state_path) if decision != RUN else ({}, {})
-    skip_failed = failed if decision == SKIP else None
-    if decision in (SKIP, RESUME) or check_mode:
+    done, failed = done_so_far(attempt.step.beside("")) if attempt.decision != RUN else ({}, {})
+    skip_failed = failed if attempt.decision == SKIP else None
+    if attempt.decision in (SKIP, RESUME) or check_mode:
         pending = sum(1 for _f in pending_files(src, shard[0], shard[1], done, files, skip_failed))
-        if decision == SKIP and pending:
-            decision = UPDATE
-    run = Run(step, digest, decision, params, files, state_path, record)
+        if attempt.decision == SKIP and pending:
+            attempt.decision = UPDATE
+    run = Run(attempt, params, files)
     run.skip_failed = skip_failed
-    if decision == SKIP:
-        run.result.update(counts=(record or {}).get("counts"), report=state_path + ".report.jsonl")
-    if check_mode and decision != SKIP:
+    if attempt.decision == SKIP:
+        run.result.update(counts=(attempt.record or {}).get("counts"), report=attempt.step.beside(".report.jsonl"))
+    if check_mode and attempt.decision != SKIP:
         run.result.update(files_pending=pending, changed=pending > 0)
     return run
 

@@ -26,6 +26,7 @@ import array
 import configparser
 import errno
 import fcntl
+import functools
 import math
 import os
 import re
@@ -39,9 +40,9 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     remove_quietly,
     run_length,
     runs_of,
-    sync_filesystem,
     tree_files,
 )
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile, hidden_name, open_new, publish
 
 HEADER = struct.Struct("!2LfL")
 ARCHIVE_INFO = struct.Struct("!3L")
@@ -349,7 +350,7 @@ def install_tree(src, dest, owner=None, mode=0o644, dir_mode=0o755, dry_run=Fals
     mark = os.path.join(src, INSTALLED_MARK)
     since = None if everything else _mtime_ns(mark)
     if not dry_run:
-        _create_new(mark + ".new")  # its time, the file system's clock, is when this install started
+        os.close(open_new(mark + ".new"))  # its time, the file system's clock, is when this install started
     for relative in tree_files(src, (".wsp",)):
         if any(part.startswith(".ferry-") for part in relative.split(os.sep)):
             continue  # a converter's staging directory that travelled along
@@ -382,31 +383,11 @@ def _mtime_ns(path):
         return None
 
 
-def _open_new(path):
-    """A new file at ``path`` opened for writing, never through a symlink or a file left there."""
-    remove_quietly(path)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-
-
-def _create_new(path):
-    os.close(_open_new(path))
-
-
-def _copy_new(source, temp):
-    """Copy ``source`` to a new file ``temp`` (a symlink planted at ``temp`` is replaced, not followed)."""
-    try:
-        with open(source, "rb") as reader, os.fdopen(_open_new(temp), "wb") as writer:
-            shutil.copyfileobj(reader, writer, 1 << 20)
-    except BaseException:
-        remove_quietly(temp)
-        raise
-
-
 def _install_file(src, dest, relative, owner, modes, dry_run, since, counts, staged):
     source, target = os.path.join(src, relative), os.path.join(dest, relative)
     check_inside(src, source)  # a symlink in src is not followed out of it
     check_inside(dest, target)  # nor one in dest written through
-    temp = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".ferry-tmp")
+    temp = hidden_name(target)  # .<name>.ferry-tmp
     if os.path.exists(target):
         if since is not None and os.stat(source).st_ctime_ns < since:
             counts["already_installed"] += 1
@@ -421,41 +402,41 @@ def _install_file(src, dest, relative, owner, modes, dry_run, since, counts, sta
     if not dry_run:
         make_dirs(os.path.dirname(target), modes[1], owner)
         check_inside(dest, target)  # again, now that its directories exist
-        _copy_new(source, temp)
-        os.chmod(temp, modes[0])
-        if owner:
-            os.chown(temp, *owner)
+        copy = StagedFile.open(target, temp)  # a symlink planted at ``temp`` is replaced, not followed
+        try:
+            with open(source, "rb") as reader:
+                shutil.copyfileobj(reader, copy.handle, 1 << 20)
+            copy.close()
+            copy.set_mode(modes[0], owner)
+        except BaseException:
+            copy.abort()
+            raise
         staged.append((relative, temp, target))
     counts["created"] += 1
 
 
 def _commit_staged(dest, staged, counts, failures):
-    """Sync the staged copies, link them into place, sync the links; a file that cannot be placed fails alone."""
-    if not staged:
-        return
-    sync_filesystem(dest)
-    for relative, temp, target in staged:
-        try:
-            _place(dest, temp, target)
-        except (FerryError, OSError) as exc:
-            counts["created"] -= 1
-            _failed(counts, failures, relative, exc)
-        finally:
-            remove_quietly(temp)
-    sync_filesystem(dest)
+    """Sync the staged copies ``(relative, temp, target)``, link them into place, sync the links; a file that cannot
+    be placed fails alone."""
+    def failed(relative, exc, _aborted):
+        counts["created"] -= 1
+        _failed(counts, failures, relative, exc)
+    publish(dest, [(relative, [StagedFile(target, temp)]) for relative, temp, target in staged],
+            functools.partial(_place, dest), failed)
     del staged[:]
 
 
-def _place(dest, temp, target):
+def _place(dest, staged):
     try:
-        os.link(temp, target)  # unlike a rename, never replaces a file Carbon created meanwhile
+        staged.place(link=True)  # unlike a rename, never replaces a file Carbon created meanwhile
     except FileExistsError:
-        check_inside(dest, target)
-        merge(temp, target)
+        check_inside(dest, staged.path)
+        merge(staged.temp, staged.path)
+        staged.abort()
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
             raise
-        os.rename(temp, target)  # a file system without hard links
+        staged.place()  # a file system without hard links
 
 
 def read_layout_of(path):

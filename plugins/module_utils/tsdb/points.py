@@ -39,6 +39,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     read_json,
     sha256_of,
 )
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile, hidden_name
 
 # Optional accelerators, same points either way: orjson writes the shortest text that reads back as the same
 # double about 20x faster than repr, ISA-L's deflate (isal) writes standard gzip about 6x faster than zlib
@@ -284,8 +285,9 @@ class BatchWriter:
     """Writes one batch: points appended frame by frame, each frame a gzip member made durable.
 
     ``checkpoint()`` returns what a resumed writer needs (bytes durable, counts); ``resume`` reopens the
-    partial file, cuts what came after the checkpoint and goes on. ``finish()`` renames the data file
-    into place and writes the manifest last.
+    partial file (``.<name>.jsonl.gz.partial``, a staged file), cuts what came after the checkpoint and goes
+    on. ``finish()`` renames the data file into place and writes the manifest last; ``abort()`` keeps the
+    partial file for a resume, unless told to remove it.
     """
 
     def __init__(self, directory, name, resume=None, level=1):
@@ -293,7 +295,7 @@ class BatchWriter:
         self.name = name
         self.level = min(level, getattr(deflate, "ISAL_BEST_COMPRESSION", level))  # isal has levels 0-3
         self.path = os.path.join(directory, name + DATA_SUFFIX)
-        self.partial = os.path.join(directory, "." + name + DATA_SUFFIX + ".partial")
+        self.partial = hidden_name(self.path, ".partial")
         state = resume or {}
         self.offset = int(state.get("offset", 0))
         self.points = int(state.get("points", 0))
@@ -308,7 +310,8 @@ class BatchWriter:
         if self.offset and not os.path.exists(self.partial):  # zeros in its place would make a corrupt batch
             raise FerryError("%s is gone: batch %s cannot resume (run the step with force to write it again)"
                              % (self.partial, name))
-        self._handle = open(self.partial, "r+b" if resume and os.path.exists(self.partial) else "w+b")
+        self._staged = StagedFile.open(self.path, self.partial, resume=bool(resume), perms=0o666)
+        self._handle = self._staged.handle
         self._handle.truncate(self.offset)
         self._handle.seek(0)  # the digest of the data file as written, from what a resumed batch keeps:
         self._digest = sha256_of(self._handle)  # finish() need not read it again
@@ -342,8 +345,7 @@ class BatchWriter:
             for block in self._blocks:
                 self._write(gzip_member.compress(block))
             self._write(gzip_member.flush())
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
+            self._staged.sync()
             self.points += self._frame_points
             self._blocks = []
             self._frame_points = 0
@@ -367,9 +369,8 @@ class BatchWriter:
 
     def finish(self, extra=None):
         self.end_frame()
-        self._handle.close()
         digest = self._digest.hexdigest()
-        os.rename(self.partial, self.path)
+        self._staged.commit(sync=False, sync_dir=False)  # each frame was synced; the manifest syncs the directory
         manifest = {"format": FORMAT_VERSION, "name": self.name, "points": self.points, "first_ts": self.first,
                     "last_ts": self.last, "metrics": self.metrics, "bytes": os.path.getsize(self.path),
                     "sha256": digest}
@@ -378,8 +379,9 @@ class BatchWriter:
         fsync_dir(self.directory)
         return manifest
 
-    def abort(self):
-        self._handle.close()
+    def abort(self, remove=False):
+        """Stop writing; the partial file stays for a resume, unless ``remove``."""
+        self._staged.abort(keep=not remove)
 
 
 def finished_batches(directory):

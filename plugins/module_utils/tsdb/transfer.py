@@ -29,7 +29,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient impo
     redact_url,
     request_attempts,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (  # noqa: F401 (re-exported)
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     COMPLETE,
     FAILED,
     INTERRUPTED,
@@ -37,11 +37,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import 
     RUN,
     RUNNING,
     SKIP,
-    STOP_FILE,
     Journal,
-    Stopped,
-    fingerprint,
-    stop_requested,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import (
     BatchWriter,
@@ -84,11 +80,13 @@ def dump_plan(source, start_ms, stop_ms, interval_ms, prefix="", metrics=None, r
             "start": iso(start_ms), "stop": iso(stop_ms)}
 
 
-def dump(source, dest, plan, tags=None, step=None, checkpoint=None, space=None, state_dir=None):
+def dump(source, dest, plan, tags=None, step=None, checkpoint=None, min_free_bytes=None, min_free_inodes=0,
+         space_timeout=0):
     """Write every planned batch not yet finished in ``dest``; returns counts.
 
-    ``space`` is ``(min_free_bytes, min_free_inodes, timeout)``: before each batch the dump waits for
-    that much room. A STOP file in ``state_dir`` ends the dump after the current batch.
+    With ``min_free_bytes`` (and ``min_free_inodes``) the dump waits before each batch until ``dest``'s file
+    system has that much room, and fails after ``space_timeout`` seconds. ``step`` (a running journal step)
+    records progress and checkpoints, and its STOP file ends the dump after the current batch.
     """
     os.makedirs(dest, exist_ok=True)
     done = set(m["name"] for m in finished_batches(dest))
@@ -98,12 +96,11 @@ def dump(source, dest, plan, tags=None, step=None, checkpoint=None, space=None, 
         if name in done:
             totals["batches_skipped"] += 1
             continue
-        if stop_requested(state_dir):
-            raise Stopped("stopped on request (%s): %d batch(es) dumped, %d to go; remove the file and run again"
-                          % (os.path.join(state_dir, STOP_FILE), len(done) + totals["batches_written"],
-                             len(plan["ranges"]) - index))
-        if space:
-            wait_for_space(dest, *space)
+        if step is not None:
+            step.check_stop("%d batch(es) dumped, %d to go" % (len(done) + totals["batches_written"],
+                                                               len(plan["ranges"]) - index))
+        if min_free_bytes is not None:
+            wait_for_space(dest, min_free_bytes, min_free_inodes, space_timeout)
         resume = checkpoint if checkpoint and checkpoint.get("batch") == name else None
         manifest = _dump_batch(source, dest, name, begin, end, plan["metrics"], tags, step, resume)
         checkpoint = None
@@ -199,37 +196,36 @@ def restore_step(params, check_mode, src, name, follow=None):
     so new batches are sent and no batch twice whatever else changes. A verification that found points
     missing is remembered: the next run resends exactly the points the target lacks.
     """
-    journal = Journal(params["state_dir"], create=not check_mode)
+    step = Journal(params["state_dir"], create=not check_mode).step(name)
     plan = restore_plan(src)
-    limits = (request_size_limit(params), params["points_per_request"])
-    inputs = fingerprint({"src": os.path.abspath(src), "url": redact_url(params["url"]), "kind": params["kind"]})
-    step = journal.step(name)
-    decision = step.decide(inputs, params["force"])
-    saved = {} if decision == RUN else _saved_checkpoint(step.record())
+    max_bytes, max_points = request_size_limit(params), params["points_per_request"]
+    attempt = step.attempt({"src": os.path.abspath(src), "url": redact_url(params["url"]), "kind": params["kind"]},
+                           params["force"], check_mode)
+    saved = {} if attempt.decision == RUN else _saved_checkpoint(attempt.record)
     pending = unsent(plan, saved.get("sent") or {})
-    if decision == SKIP and (pending or plan["problems"] or saved.get("short")
-                             or (follow and (journal.step(follow).record() or {}).get("status") != COMPLETE)):
-        decision = RESUME  # complete, and there is more: new batches, or the dump it follows runs again
-    result = {"decision": decision, "points": plan["points"], "batches": len(plan["batches"]),
-              "pending_batches": len(pending), "request_size_limit": limits[0]}
-    if decision == SKIP or check_mode:
-        result["changed"] = decision != SKIP
+    if attempt.decision == SKIP and (pending or plan["problems"] or saved.get("short")
+                                     or (follow and (step.journal.step(follow).record() or {}).get("status") != COMPLETE)):
+        attempt.decision = RESUME  # complete, and there is more: new batches, or the dump it follows runs again
+    result = {"decision": attempt.decision, "points": plan["points"], "batches": len(plan["batches"]),
+              "pending_batches": len(pending), "request_size_limit": max_bytes}
+    if not attempt.runs:
+        result["changed"] = attempt.decision != SKIP
         return result
     if not plan["batches"] and not plan["problems"] and not follow:
         raise FerryError("%s holds no finished batch: nothing to restore (is it the dump's dest?)" % src)
     writer = put_writer(params)
-    watch = DumpWatch(journal, follow, params["wait_timeout"]) if follow else None
-    with step.begin(inputs, resume=decision == RESUME, unit="batches"):
-        counts, plan, sent = restore(src, writer, limits[0], limits[1], step, saved, batch_attempts=params["batch_attempts"],
-                                     follow=(watch.running, params["poll_interval"]) if watch else None,
-                                     state_dir=journal.state_dir)
+    watch = DumpWatch(step.journal, follow, params["wait_timeout"]) if follow else None
+    with attempt.running(unit="batches"):
+        counts, plan, sent = restore(src, writer, max_bytes, max_points, step, saved, batch_attempts=params["batch_attempts"],
+                                     follow=watch.running if watch else None, poll_interval=params.get("poll_interval"))
         if watch:
             watch.check_finished(len(plan["batches"]))
         result.update(counts=counts, points=plan["points"], batches=len(plan["batches"]), pending_batches=0)
         if params.get("verify"):
             client = client_from_params(params.get("verify_url") or params["url"], params)
             if saved.get("short"):
-                result["resent"] = resend_missing(params["kind"], client, plan, saved["short"], writer, limits)
+                result["resent"] = resend_missing(params["kind"], client, plan, saved["short"], writer, max_bytes,
+                                                  max_points)
             result["verification"] = _verify_step(params, client, plan, step, sent)
         step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]},
                       result={"sent": sent})
@@ -255,7 +251,7 @@ def _verify_step(params, client, plan, step, sent):
     return report
 
 
-def resend_missing(kind, client, plan, short, writer, limits):
+def resend_missing(kind, client, plan, short, writer, max_bytes, max_points):
     """Send again the points of the ``short`` metrics that the target does not hold, batch by batch: what it
     has is read back first, so nothing it kept is sent twice. Returns the points and requests sent."""
     before = dict(writer.stats)
@@ -263,7 +259,7 @@ def resend_missing(kind, client, plan, short, writer, limits):
         for metric in sorted(set(manifest["metrics"]) & set(short)):
             missing = _missing_lines(kind, client, manifest, metric)
             if missing:
-                writer.write((body, count, None) for body, count in chunk_lines(missing, *limits))
+                writer.write((body, count, None) for body, count in chunk_lines(missing, max_bytes, max_points))
     return {"points": writer.stats["points"] - before["points"], "requests": writer.stats["requests"] - before["requests"]}
 
 
@@ -299,40 +295,41 @@ def unsent(plan, sent):
     return [m for m in plan["batches"] if sent.get(m["name"]) != m["sha256"]]
 
 
-def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=None, follow=None,
-            batch_attempts=3, state_dir=None, sleep=time.sleep):
+def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=None, follow=None, poll_interval=10.0,
+            batch_attempts=3, sleep=time.sleep):
     """Send every finished batch of ``source_dir`` not sent yet; returns the writer's stats, the final plan and
     the ledger of sent batches (name -> sha256, kept in the checkpoint: a batch is sent once, whatever reruns).
 
-    ``follow`` is ``(still_dumping, poll_seconds)``: while ``still_dumping()`` is true, batches the dump
-    finishes later are restored too (the pipelined transfer). A batch that fails is tried again
-    ``batch_attempts`` times, skipping its acknowledged requests, then the restore fails naming it. Once
-    no dump is running, anything in ``source_dir`` that is not a sound finished batch fails the restore.
+    ``follow`` is a callable telling whether the dump is still running: while ``follow()`` is true, batches
+    the dump finishes later are restored too (the pipelined transfer), looked for every ``poll_interval``
+    seconds. A batch that fails is tried again ``batch_attempts`` times, skipping its acknowledged requests,
+    then the restore fails naming it. Once no dump is running, anything in ``source_dir`` that is not a sound
+    finished batch fails the restore. ``step`` (a running journal step) keeps the checkpoint and progress,
+    and its STOP file ends the restore after the current batch.
     """
     if batch_attempts < 1:
         raise FerryError("batch_attempts must be at least 1, got %r" % (batch_attempts,))
-    state = restore_state(checkpoint, (max_bytes, max_points))
+    state = restore_state(checkpoint, max_bytes, max_points)
     tracker = _AckTracker(step, state)
     tracker.save()  # the ledger carried over is the record's from now on, whatever ends this run
     started = time.monotonic()
     while True:
-        dumping = follow is not None and follow[0]()
+        dumping = follow is not None and follow()
         plan = restore_plan(source_dir)
         if plan["problems"] and not dumping:
             raise FerryError("%d batch(es) in %s cannot be restored as they are: %s. Run the dump again (it writes "
                              "them anew) or move them away"
                              % (len(plan["problems"]), source_dir, problems_text(plan["problems"])))
         for manifest in unsent(plan, state["sent"]):
-            if stop_requested(state_dir):
-                raise Stopped("stopped on request (%s) after %d restored batch(es); remove the file and run again"
-                              % (os.path.join(state_dir, STOP_FILE), len(state["sent"])))
-            _restore_batch(manifest, writer, (max_bytes, max_points), state, tracker, batch_attempts, sleep)
+            if step is not None:
+                step.check_stop("%d restored batch(es)" % len(state["sent"]))
+            _restore_batch(manifest, writer, state, tracker, batch_attempts, sleep)
             if step is not None:
                 step.progress(len(plan["batches"]) - len(unsent(plan, state["sent"])), len(plan["batches"]),
                               "batches")
         if not dumping:
             break
-        sleep(follow[1])
+        sleep(poll_interval)
     seconds = time.monotonic() - started
     result = dict(writer.stats)
     result.update(seconds=round(seconds, 3), batches=len(plan["batches"]),
@@ -340,13 +337,15 @@ def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=Non
     return result, plan, state["sent"]
 
 
-def restore_state(checkpoint, limits):
+def restore_state(checkpoint, max_bytes, max_points):
     """What a restore resumes from: the ledger, the batch it was in, that batch's acknowledged requests and the
-    limits they were cut with (a rerun with other limits finishes that batch with the old ones)."""
+    limits they were cut with (a rerun with other limits than ``max_bytes`` and ``max_points`` finishes that
+    batch with the old ones)."""
     checkpoint = checkpoint or {}
+    limits = (max_bytes, max_points)
     return {"sent": dict(checkpoint.get("sent") or {}), "current": checkpoint.get("current"),
             "acked": set(checkpoint.get("acked") or []), "limits": tuple(checkpoint.get("limits") or limits),
-            "new_limits": tuple(limits)}
+            "new_limits": limits}
 
 
 class DumpWatch:
@@ -389,7 +388,7 @@ def _attempt(record):
     return (record.get("attempt"), record.get("started_epoch"))
 
 
-def _restore_batch(manifest, writer, limits, state, tracker, attempts, sleep):
+def _restore_batch(manifest, writer, state, tracker, attempts, sleep):
     name = manifest["name"]
     if state["current"] != name:
         state["current"], state["acked"], state["limits"] = name, set(), state["new_limits"]
@@ -568,6 +567,9 @@ def _same(sent, found, tolerance):
 
 
 class VerificationFailed(FerryError):
+    """A verification shortfall; its ``report`` is the failed task's ``verification``."""
+
     def __init__(self, message, report):
         FerryError.__init__(self, message)
         self.report = report
+        self.result = {"verification": report}

@@ -24,7 +24,6 @@ __metaclass__ = type
 
 import os
 import re
-import shutil
 import tarfile
 import time
 
@@ -42,10 +41,10 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     atomic_write_json,
     free_bytes,
-    fsync_dir,
     human_bytes,
     read_json,
 )
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedDir
 
 MANIFEST = ".ferry-bundle.json"
 REQUIRED_INNER = ("zodb.sql.gz", "ZenPacks.tar")
@@ -58,7 +57,6 @@ COLLECTOR_NAME = re.compile(r"^(?P<name>[^/]+)-perf-backup-[^/]*\.(tgz|tar\.gz)$
 MD5_LINE = re.compile(r"^(?P<digest>[0-9a-fA-F]{32}) [ *](?P<name>.+)$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 SMALL_FILE_LIMIT = 64 * 1024
-TMP_MARK = ".ferry-tmp-"
 
 
 def extraction_dir(bundle_path, dest):
@@ -126,12 +124,12 @@ class BundleChecker:
                 self._read_outer(raw)
             inventory = self._finish_checks(identity)
             if not self.dry_run:
-                atomic_write_json(os.path.join(work, MANIFEST), inventory)
-                self._publish(work)
+                atomic_write_json(os.path.join(work.temp, MANIFEST), inventory)
+                work.commit()  # an older extraction is moved aside, then removed
             return inventory
         finally:
-            if work is not None and os.path.exists(work):
-                shutil.rmtree(work, ignore_errors=True)
+            if work is not None:
+                work.abort()
 
     # -- outer tar ------------------------------------------------------------------------------
     def _read_outer(self, raw):
@@ -340,11 +338,10 @@ class BundleChecker:
             os.makedirs(self.dest, exist_ok=True)
         except OSError as exc:
             raise FerryError("cannot create destination %s: %s" % (self.dest, exc.strerror))
-        remove_stale_workdirs(self.target)
+        work = StagedDir(self.target)  # .<name>.ferry-tmp-<pid>, beside the target
+        work.clean()  # what killed runs left
         self._check_space()
-        work = "%s%s%d" % (_hidden(self.target), TMP_MARK, os.getpid())
-        os.mkdir(work, 0o755)
-        self._extractor = SafeExtractor(work, min_free=self.min_free)
+        self._extractor = SafeExtractor(work.create(0o755), min_free=self.min_free)
         return work
 
     def _check_space(self):
@@ -353,18 +350,6 @@ class BundleChecker:
         if free - self.min_free < self._size:
             raise FerryError("not enough free space in %s: the bundle is %s and only %s are free"
                              % (self.dest, human_bytes(self._size), human_bytes(free)))
-
-    def _publish(self, work):
-        """Swap the finished tree in; an older extraction is moved aside and removed after."""
-        fsync_dir(work)
-        old = None
-        if os.path.lexists(self.target):
-            old = "%s.ferry-old-%d" % (_hidden(self.target), os.getpid())
-            os.rename(self.target, old)
-        os.rename(work, self.target)
-        fsync_dir(self.dest)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
 
     # -- progress -------------------------------------------------------------------------------
     def _advance(self, _count):
@@ -377,30 +362,6 @@ class BundleChecker:
         if force or now - self._last_report >= 0.5:
             self._last_report = now
             self._progress(self._outer.tell(), self._size)
-
-
-def _hidden(target):
-    return os.path.join(os.path.dirname(target), "." + os.path.basename(target))
-
-
-def remove_stale_workdirs(target):
-    """Remove what a killed run left: temporary and moved-aside trees of this bundle."""
-    parent = os.path.dirname(target)
-    prefix = "." + os.path.basename(target) + "."
-    for entry in os.listdir(parent):
-        if entry.startswith(prefix) and (TMP_MARK in entry or ".ferry-old-" in entry):
-            pid = entry.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-                continue
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 class _BytesSource:

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, open_private
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, exit_with, open_private
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     COMPLETE,
     FAILED,
@@ -20,6 +20,8 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import 
     RUN,
     SKIP,
     Journal,
+    Stopped,
+    attempt_step,
     describe,
     fingerprint,
     format_table,
@@ -154,3 +156,152 @@ def test_records_and_locks_are_readable_by_their_owner_only(tmp_path):
         os.umask(old)
     assert modes == {"load.json": 0o600, "load.lock": 0o600} and steps_mode == 0o700
     assert os.stat(str(tmp_path / "steps" / "load.done")).st_mode & 0o777 == 0o600
+
+
+# -- the lifecycle: Step.attempt ----------------------------------------------------------------------
+
+def state(tmp_path, **values):
+    """A module's ``state`` options."""
+    return dict(dict(state_dir=str(tmp_path / "state"), step=None, force=False), **values)
+
+
+def items_step(params, items, check_mode=False, fail_at=None):
+    """The lifecycle as a module writes it (the docstring's example): a step over ``items``, resumable."""
+    attempt = attempt_step(params, "items", {"items": items}, check_mode)
+    if not attempt.runs:
+        return {"decision": attempt.decision, "changed": attempt.decision != SKIP}
+    first = (attempt.checkpoint or {}).get("next", 0)
+    with attempt.running(total=len(items), unit="items") as step:
+        for done in range(first, len(items)):
+            step.check_stop("%d item(s)" % done)
+            if done == fail_at:
+                raise FerryError("item %s is bad" % items[done])
+            step.save_checkpoint({"next": done + 1})
+            step.progress(done + 1)
+        step.complete(counts={"items": len(items) - first})
+    return {"decision": attempt.decision, "changed": True, "first": first}
+
+
+def test_attempt_runs_skips_resumes_and_forces(tmp_path):
+    params = state(tmp_path)
+    assert items_step(params, ["a", "b", "c"]) == {"decision": RUN, "changed": True, "first": 0}
+    assert items_step(params, ["a", "b", "c"]) == {"decision": SKIP, "changed": False}
+    assert items_step(dict(params, force=True), ["a", "b", "c"])["decision"] == RUN
+    with pytest.raises(FerryError, match="item d is bad"):
+        items_step(params, ["a", "b", "c", "d"], fail_at=3)  # other inputs: run, fails at the fourth item
+    record = Journal(params["state_dir"]).step("items").record()
+    assert record["status"] == FAILED and record["checkpoint"] == {"next": 3} and record["error"] == "item d is bad"
+    assert items_step(params, ["a", "b", "c", "d"]) == {"decision": RESUME, "changed": True, "first": 3}
+    record = Journal(params["state_dir"]).step("items").record()
+    assert record["status"] == COMPLETE and record["resumed"] and record["attempt"] == 4 and record["counts"] == {"items": 1}
+    assert items_step(dict(params, step="other"), ["a"])["decision"] == RUN  # the step option names the record
+
+
+def test_attempt_in_check_mode_writes_nothing_and_cannot_run(tmp_path):
+    params = state(tmp_path)
+    assert items_step(params, ["a"], check_mode=True) == {"decision": RUN, "changed": True}
+    assert not (tmp_path / "state").exists()
+    attempt = attempt_step(params, "items", {"items": ["a"]}, check_mode=True)
+    with pytest.raises(FerryError, match="step items does not run: it is in check mode"):
+        attempt.running()
+    items_step(params, ["a"])
+    skipped = attempt_step(params, "items", {"items": ["a"]})
+    assert (skipped.decision, skipped.resume, skipped.checkpoint, skipped.runs) == (SKIP, False, None, False)
+    with pytest.raises(FerryError, match="complete with the same inputs"):
+        skipped.running()
+
+
+def test_a_module_may_turn_the_decision(tmp_path):
+    """tsdb_dump runs a complete step whose outputs were lost; tsdb_restore resumes one with more to send."""
+    params = state(tmp_path)
+    items_step(params, ["a"])
+    attempt = attempt_step(params, "items", {"items": ["a"]})
+    attempt.decision = RESUME
+    assert attempt.resume and attempt.runs and attempt.checkpoint is None  # a complete record keeps none
+    with attempt.running(unit="items") as step:
+        assert step.record()["resumed"] is True
+    attempt = attempt_step(params, "items", {"items": ["a"]})
+    attempt.decision = "update"  # a decision of the module's own: goes on from the last run
+    assert attempt.resume and attempt.record["status"] == COMPLETE
+
+
+def test_attempt_refuses_a_step_running_elsewhere(tmp_path):
+    params = state(tmp_path)
+    running = attempt_step(params, "items", {"items": []}).running()
+    try:
+        with pytest.raises(FerryError, match="step items is already running"):
+            attempt_step(params, "items", {"items": []})
+        forced = attempt_step(dict(params, force=True), "items", {"items": []})  # force decides run...
+        with pytest.raises(FerryError, match="step items is already running"):
+            forced.running()  # ...and the lock still refuses it
+    finally:
+        running.complete()
+
+
+def test_stop_file_stops_a_step_after_the_work_in_progress(tmp_path):
+    params = state(tmp_path)
+    step = Journal(params["state_dir"]).step("items")
+    assert not step.stop_requested()
+    step.check_stop("nothing")
+    (tmp_path / "state" / "STOP").write_text("")
+    assert step.stop_requested()
+    with pytest.raises(Stopped) as stopped:
+        items_step(params, ["a", "b"])
+    assert str(stopped.value) == ("stopped on request (%s) after 0 item(s); remove the file and run again to go on"
+                                  % (tmp_path / "state" / "STOP"))
+    assert step.record()["status"] == FAILED
+    (tmp_path / "state" / "STOP").unlink()
+    assert items_step(params, ["a", "b"])["decision"] == RESUME
+
+
+def test_files_beside_the_record(tmp_path):
+    step = Journal(str(tmp_path)).step("convert")
+    assert step.beside(".done") == str(tmp_path / "steps" / "convert.done")
+    assert step.beside(".report.jsonl") == str(tmp_path / "steps" / "convert.report.jsonl")
+
+
+class FakeModule:
+    """What exit_with uses of an AnsibleModule."""
+
+    def __init__(self, params):
+        self.params = params
+        self.no_log_values = set()
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def exit_json(self, **result):
+        raise SystemExit(("exit", result))
+
+    def fail_json(self, **result):
+        raise SystemExit(("fail", result))
+
+
+def ended(module, run, warnings=None):
+    with pytest.raises(SystemExit) as end:
+        exit_with(module, run, warnings)
+    return end.value.args[0]
+
+
+def test_exit_with_carries_an_errors_result_fields():
+    class Short(FerryError):
+        pass
+
+    def fails():
+        error = Short("2 points short")
+        error.result = {"verification": {"short": {"m": [3, 1]}}, "msg": "not this one"}
+        raise error
+
+    module = FakeModule({"url": "http://u:secret@host"})
+    assert ended(module, fails) == ("fail", {"msg": "2 points short", "verification": {"short": {"m": [3, 1]}}})
+    assert "secret" in module.no_log_values
+
+    def plain():
+        raise FerryError("plain")
+
+    assert ended(module, plain) == ("fail", {"msg": "plain"})
+    assert ended(module, lambda: {"changed": False, "msg": "step x is failed"}, lambda r: ["w"]) == (
+        "fail", {"changed": False, "msg": "step x is failed"})
+    assert module.warnings == ["w"]
+    assert ended(module, lambda: {"changed": True}) == ("exit", {"changed": True})

@@ -15,6 +15,8 @@ import pytest
 import whisper
 
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import convert as rrd_convert
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import jobs as rrd_jobs
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd import naming as rrd_naming
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import whisper as ferry_whisper
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import COUNTER_TYPES, RrdFile
@@ -63,14 +65,14 @@ def close(a, b, rel=1e-9, magnitude=0.0):
 
 
 def metric_file(dest, relative, ds, cf):
-    names = rrd_convert.NavNames("")
+    names = rrd_naming.NavNames("")
     metric = names.metric(relative, ds) + ("" if cf == "AVERAGE" else "_" + cf.lower())
     return ferry_whisper.whisper_path(dest, metric)
 
 
 def convert(src, dest, **options):
-    job = rrd_convert.WhisperJob(src, dest, rrd_convert.NavNames(""), consolidations=options.pop("cfs", CFS),
-                                 rules=options.pop("rules", None))
+    job = rrd_jobs.WhisperJob(src, dest, rrd_naming.NavNames(""), consolidations=options.pop("cfs", CFS),
+                              rules=options.pop("rules", None))
     return rrd_convert.convert_whisper_tree(job, state_path=os.path.join(str(dest) + ".state"), **options)
 
 
@@ -260,7 +262,7 @@ def test_check_times_names_the_file_and_the_bound(fidelity):
 
 # -- OpenTSDB time lines ------------------------------------------------------------------------------------------
 def timeline(path, relative="Devices/d/x.rrd"):
-    job = rrd_convert.TsdbJob(os.path.dirname(path), rrd_convert.ZenossNames("t"))
+    job = rrd_jobs.TsdbJob(os.path.dirname(path), rrd_naming.ZenossNames("t"))
     rrd = RrdFile.open(path)
     from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import SourceSeries  # noqa: E402
     return rrd, [SourceSeries(rrd, s, "AVERAGE").timeline() for s in rrd.sources], job
@@ -353,8 +355,8 @@ def test_mapping_names_and_scales_sensor_values(fidelity, tmp_path):
     shutil.copy(os.path.join(fidelity["src"], "gauge.rrd"), str(work / "gauge.rrd"))
     (tmp_path / "map.csv").write_text("rrd_path,ds,metric,scale\n%s,value,nav.devices.sw1.sensor.temp,0.1\n"
                                       % (work / "gauge.rrd"))
-    names = rrd_convert.NavNames("", rrd_convert.load_mapping(str(tmp_path / "map.csv"), str(work)))
-    job = rrd_convert.WhisperJob(str(work), str(tmp_path / "out"), names)
+    names = rrd_naming.NavNames("", rrd_naming.load_mapping(str(tmp_path / "map.csv"), str(work)))
+    job = rrd_jobs.WhisperJob(str(work), str(tmp_path / "out"), names)
     result = rrd_convert.convert_whisper_tree(job, state_path=str(tmp_path / "state"))
     assert result["counts"]["created"] == 1
     wsp = ferry_whisper.whisper_path(str(tmp_path / "out"), "nav.devices.sw1.sensor.temp")

@@ -18,22 +18,24 @@ import pytest
 import whisper
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import readable
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import (
     DoneLog,
     balanced_group_size,
     file_stamp,
-    pending_files,
+    in_shard,
+    relative_files,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import pending_files
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.layout import plan_layout
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.naming import (
     NavNames,
     ZenossNames,
     find_upwards,
-    in_shard,
     load_mapping,
     nav_escape,
-    plan_layout,
     read_rrdpath_map,
-    readable,
     read_tenant,
-    relative_files,
     zenoss_escape,
 )
 
@@ -303,7 +305,7 @@ def test_one_shard_holds_everything():
 def test_shards_are_the_same_in_another_process():
     # hosts splitting one tree must agree: the split may not depend on the interpreter's hash seed
     code = ("import json, sys\n"
-            "from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import in_shard\n"
+            "from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import in_shard\n"
             "paths = json.load(sys.stdin)\n"
             "print(json.dumps([[i for i in range(3) if in_shard(p, i, 3)] for p in paths]))\n")
     env = dict(os.environ, PYTHONHASHSEED="12345", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))

@@ -49,7 +49,7 @@ def good(tmp_path_factory):
 
 
 def test_good_bundle_is_verified_extracted_and_inventoried(good, tmp_path):
-    result = bundle_check.check_bundle(params(good["path"], tmp_path / "x", tmp_path / "s"), False)
+    result = bundle_check.run(params(good["path"], tmp_path / "x", tmp_path / "s"), False)
     inv = result["inventory"]
     assert result["changed"] is True and result["decision"] == "run"
     target = tmp_path / "x" / "4x-export-good"
@@ -74,27 +74,27 @@ def test_good_bundle_is_verified_extracted_and_inventoried(good, tmp_path):
 
 def test_second_run_changes_nothing(good, tmp_path):
     args = params(good["path"], tmp_path / "x", tmp_path / "s")
-    first = bundle_check.check_bundle(args, False)
+    first = bundle_check.run(args, False)
     stamp = os.stat(first["extracted_path"]).st_mtime_ns
-    second = bundle_check.check_bundle(args, False)
+    second = bundle_check.run(args, False)
     assert second["changed"] is False and second["decision"] == "skip"
     assert second["inventory"]["tgz"]["md5"] == good["md5"]
     assert os.stat(second["extracted_path"]).st_mtime_ns == stamp
-    forced = bundle_check.check_bundle(dict(args, force=True), False)
+    forced = bundle_check.run(dict(args, force=True), False)
     assert forced["changed"] is True and forced["decision"] == "run"
 
 
 def test_removed_extraction_is_redone(good, tmp_path):
     args = params(good["path"], tmp_path / "x", tmp_path / "s")
-    first = bundle_check.check_bundle(args, False)
+    first = bundle_check.run(args, False)
     subprocess.check_call(["rm", "-rf", first["extracted_path"]])
-    again = bundle_check.check_bundle(args, False)
+    again = bundle_check.run(args, False)
     assert again["changed"] is True
     assert os.path.isfile(os.path.join(again["extracted_path"], "dmd_uuid.txt"))
 
 
 def test_check_mode_verifies_without_writing(good, tmp_path):
-    result = bundle_check.check_bundle(params(good["path"], tmp_path / "x", tmp_path / "s"), True)
+    result = bundle_check.run(params(good["path"], tmp_path / "x", tmp_path / "s"), True)
     assert result["changed"] is True
     assert result["inventory"]["tgz"]["md5_verified"] is True
     assert result["inventory"]["rrd_files"] == good["rrd_count"]
@@ -104,7 +104,7 @@ def test_check_mode_verifies_without_writing(good, tmp_path):
 def test_check_mode_reports_a_bad_bundle(tmp_path):
     bad = build_bundle(str(tmp_path / "b"), devices=1, rrds_per_device=1, variant="md5_mismatch")
     with pytest.raises(FerryError, match="md5 mismatch"):
-        bundle_check.check_bundle(params(bad["path"], tmp_path / "x", tmp_path / "s"), True)
+        bundle_check.run(params(bad["path"], tmp_path / "x", tmp_path / "s"), True)
 
 
 BAD = [
@@ -133,7 +133,7 @@ def test_bad_bundle_fails_naming_the_cause_and_leaves_nothing(tmp_path, variant,
     bad = build_bundle(str(tmp_path / "b"), devices=1, rrds_per_device=1, variant=variant)
     dest = tmp_path / "x"
     with pytest.raises(FerryError, match=message):
-        bundle_check.check_bundle(params(bad["path"], dest, tmp_path / "s"), False)
+        bundle_check.run(params(bad["path"], dest, tmp_path / "s"), False)
     assert os.listdir(str(dest)) == []  # no half-extracted tree, no work directory
     assert not os.path.exists("/tmp/ferry-evil.txt")
     record = Journal(str(tmp_path / "s")).step("bundle_check").record()
@@ -142,15 +142,15 @@ def test_bad_bundle_fails_naming_the_cause_and_leaves_nothing(tmp_path, variant,
 
 def test_missing_checksum_can_be_allowed_with_a_warning(tmp_path):
     bad = build_bundle(str(tmp_path / "b"), devices=1, rrds_per_device=1, variant="missing_md5")
-    result = bundle_check.check_bundle(params(bad["path"], tmp_path / "x", tmp_path / "s",
-                                              allow_missing_checksum=True), False)
+    result = bundle_check.run(params(bad["path"], tmp_path / "x", tmp_path / "s",
+                                     allow_missing_checksum=True), False)
     assert result["inventory"]["tgz"]["md5_verified"] is False
     assert any("backup.md5 is missing" in w for w in result["inventory"]["warnings"])
 
 
 def test_setuid_bits_are_dropped(tmp_path):
     bad = build_bundle(str(tmp_path / "b"), devices=1, rrds_per_device=1, variant="setuid")
-    result = bundle_check.check_bundle(params(bad["path"], tmp_path / "x", tmp_path / "s"), False)
+    result = bundle_check.run(params(bad["path"], tmp_path / "x", tmp_path / "s"), False)
     mode = os.stat(os.path.join(result["extracted_path"], "zensocket")).st_mode
     assert mode & 0o7000 == 0
     assert any("unexpected member zensocket" in w for w in result["inventory"]["warnings"])
@@ -160,18 +160,18 @@ def test_not_a_bundle_and_missing_file(tmp_path):
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar file" * 100)
     with pytest.raises(FerryError, match="junk.tar"):
-        bundle_check.check_bundle(params(str(junk), tmp_path / "x", tmp_path / "s"), False)
+        bundle_check.run(params(str(junk), tmp_path / "x", tmp_path / "s"), False)
     with pytest.raises(FerryError, match="cannot read bundle .*nothing.tar: No such file"):
-        bundle_check.check_bundle(params(str(tmp_path / "nothing.tar"), tmp_path / "x", tmp_path / "s"), False)
+        bundle_check.run(params(str(tmp_path / "nothing.tar"), tmp_path / "x", tmp_path / "s"), False)
 
 
 def test_new_bundle_replaces_the_old_extraction(tmp_path):
     out = tmp_path / "b"
     first = build_bundle(str(out), devices=1, rrds_per_device=1, seed=1, name="export.tar")
     args = params(first["path"], tmp_path / "x", tmp_path / "s")
-    bundle_check.check_bundle(args, False)
+    bundle_check.run(args, False)
     second = build_bundle(str(out), devices=2, rrds_per_device=1, seed=2, name="export.tar")
-    result = bundle_check.check_bundle(args, False)
+    result = bundle_check.run(args, False)
     assert result["changed"] is True and result["inventory"]["dmd_uuid"] == second["dmd_uuid"]
     assert sorted(os.listdir(str(tmp_path / "x"))) == ["export"]
 
@@ -190,7 +190,7 @@ def test_disk_full_fails_cleanly(good, tmp_path):
     _mount_tmpfs(small, "%dk" % (good["size"] // 1024 + 64))
     try:
         with pytest.raises(FerryError, match="(not enough free space|disk full)"):
-            bundle_check.check_bundle(params(good["path"], small, tmp_path / "s"), False)
+            bundle_check.run(params(good["path"], small, tmp_path / "s"), False)
         assert os.listdir(str(small)) == []
     finally:
         subprocess.call(["umount", str(small)])

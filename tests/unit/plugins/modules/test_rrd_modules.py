@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd import convert as rrd_convert
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd import steps as rrd_steps
+from ansible_collections.ferry.migrate.plugins.module_utils.core import staging
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb import points as tsdb
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal
@@ -37,6 +36,11 @@ def params(module, **values):
     base = dict((name, option.get("default")) for name, option in module.argument_spec().items())
     base.update(values)
     return base
+
+
+def state_option(module):
+    """The option naming the state directory: whisper_install's is record_dir (state_dir is its alias)."""
+    return "record_dir" if module is whisper_install else "state_dir"
 
 
 def batch_points(dest):
@@ -65,10 +69,10 @@ def zenoss(tmp_path_factory):
 def test_whisper_check_mode_run_and_second_run(nav, tmp_path):
     args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"),
                   metric_prefix="nav.rrd", workers=2)
-    checked = rrd_to_whisper.run_convert(args, True)
+    checked = rrd_to_whisper.run(args, True)
     assert checked["changed"] and checked["files_pending"] == len(nav["files"])
     assert not (tmp_path / "wsp").exists() and not (tmp_path / "s").exists()
-    first = rrd_to_whisper.run_convert(args, False)
+    first = rrd_to_whisper.run(args, False)
     assert first["changed"] and first["counts"]["failed"] == 0
     assert first["counts"]["files"] == len(nav["files"])
     assert first["counts"]["created"] == sum(len(f["ds"]) for f in nav["files"])
@@ -76,7 +80,7 @@ def test_whisper_check_mode_run_and_second_run(nav, tmp_path):
                os.walk(str(tmp_path / "wsp")) for n in names]
     assert all(" " not in path and "(" not in path and "," not in path for path in escaped)
     assert any(path.startswith("nav/rrd/") for path in escaped)
-    second = rrd_to_whisper.run_convert(args, False)
+    second = rrd_to_whisper.run(args, False)
     assert second["decision"] == "skip" and second["changed"] is False
     assert second["counts"] == first["counts"] and second["report"] == first["report"]
     record = Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()
@@ -89,19 +93,19 @@ def test_whisper_new_and_changed_files_are_converted_on_the_next_run(nav, tmp_pa
     for entry in nav["files"][:3]:
         (src / os.path.basename(entry["path"])).write_bytes(open(os.path.join(nav["root"], entry["path"]), "rb").read())
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"))
-    first = rrd_to_whisper.run_convert(args, False)
+    first = rrd_to_whisper.run(args, False)
     assert first["counts"]["files"] == 3
     extra = nav["files"][3]
     (src / "new.rrd").write_bytes(open(os.path.join(nav["root"], extra["path"]), "rb").read())
     changed = sorted(os.listdir(str(src)))[0]
     os.utime(str(src / changed), ns=(1, 1))
-    assert rrd_to_whisper.run_convert(args, True)["files_pending"] == 2
-    update = rrd_to_whisper.run_convert(args, False)
+    assert rrd_to_whisper.run(args, True)["files_pending"] == 2
+    update = rrd_to_whisper.run(args, False)
     assert update["decision"] == "update" and update["counts"]["files"] == 2
     assert update["counts"]["created"] == len(extra["ds"])  # the changed file's whisper files exist: backfilled
     record = Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()
     assert record["counts"]["files"] == 5  # the journal adds the runs up
-    assert rrd_to_whisper.run_convert(args, False)["decision"] == "skip"
+    assert rrd_to_whisper.run(args, False)["decision"] == "skip"
 
 
 def test_whisper_mapping_file_names_binary_and_dumped_files(nav, tmp_path):
@@ -117,13 +121,13 @@ def test_whisper_mapping_file_names_binary_and_dumped_files(nav, tmp_path):
     mapping.write_text("rrd_path,ds,metric\n%s,,nav.a\nb.rrd,%s,nav.b.first\n" % (src / "a.rrd", entry["ds"][0]["name"]))
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
                   mapping_file=str(mapping), unmapped="skip")
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     assert result["counts"]["created"] == len(entry["ds"]) + 1
     assert os.path.exists(str(tmp_path / "w" / "nav" / "b" / "first.wsp"))  # the dump found its mapping
     assert len(result["skipped_files"]) == len(entry["ds"]) - 1
-    assert rrd_to_whisper.run_convert(args, False)["decision"] == "skip"
+    assert rrd_to_whisper.run(args, False)["decision"] == "skip"
     mapping.write_text(mapping.read_text() + "b.rrd,%s,nav.b.second\n" % entry["ds"][1]["name"])
-    assert rrd_to_whisper.run_convert(args, False)["decision"] == "run"  # an edited mapping runs again
+    assert rrd_to_whisper.run(args, False)["decision"] == "run"  # an edited mapping runs again
 
 
 def test_whisper_bad_files_fail_the_task_naming_them(nav, tmp_path):
@@ -134,7 +138,7 @@ def test_whisper_bad_files_fail_the_task_naming_them(nav, tmp_path):
     (src / "broken.rrd").write_bytes(open(os.path.join(nav["root"], good), "rb").read()[:3000])
     (src / "text.rrd").write_text("not an rrd\n")
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"))
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     assert result["counts"]["failed"] == 2 and result["counts"]["created"] == len(nav["files"][0]["ds"])
     assert "2 file(s) failed to convert" in result["msg"]
     assert sorted(m.split(" ")[0] for m in result["failed_files"]) == [str(src / "broken.rrd"), str(src / "text.rrd")]
@@ -143,7 +147,7 @@ def test_whisper_bad_files_fail_the_task_naming_them(nav, tmp_path):
     assert sorted(r["file"] for r in report if "failed" in r) == ["broken.rrd", "text.rrd"]
     assert Journal(str(tmp_path / "s")).step("rrd_to_whisper").record()["status"] == "failed"
     # the next run resumes and retries only the failed files; allowing them lets the step complete
-    again = rrd_to_whisper.run_convert(dict(args, max_failed_files=2), False)
+    again = rrd_to_whisper.run(dict(args, max_failed_files=2), False)
     assert again["decision"] == "resume" and "msg" not in again
     assert again["counts"]["files"] == 2 and again["counts"]["failed"] == 2
 
@@ -155,9 +159,9 @@ def test_whisper_resume_after_failure_retries_only_failed_files(nav, tmp_path):
         (src / os.path.basename(entry["path"])).write_bytes(open(os.path.join(nav["root"], entry["path"]), "rb").read())
     (src / "zz-bad.rrd").write_text("junk")
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"))
-    assert rrd_to_whisper.run_convert(args, False)["counts"]["failed"] == 1
+    assert rrd_to_whisper.run(args, False)["counts"]["failed"] == 1
     os.unlink(str(src / "zz-bad.rrd"))
-    resumed = rrd_to_whisper.run_convert(args, False)
+    resumed = rrd_to_whisper.run(args, False)
     assert resumed["decision"] == "resume"
     assert resumed["counts"]["files"] == 0 and resumed["counts"]["already_done"] == 3
     assert "msg" not in resumed
@@ -173,12 +177,12 @@ def test_tolerated_failures_are_retried_only_once_the_file_changes(module, nav, 
     bad = src / os.path.dirname(tree["files"][0]["path"]) / "bad.rrd"
     bad.write_text("junk")
     args = params(module, src=str(src), dest=str(tmp_path / "out"), state_dir=str(tmp_path / "s"), max_failed_files=1)
-    first = module.run_convert(args, False)
+    first = module.run(args, False)
     assert first["counts"]["failed"] == 1 and "msg" not in first
-    second = module.run_convert(args, False)
+    second = module.run(args, False)
     assert second["decision"] == "skip" and not second["changed"]
     bad.write_bytes(open(os.path.join(tree["root"], tree["files"][0]["path"]), "rb").read())
-    third = module.run_convert(args, False)
+    third = module.run(args, False)
     assert third["decision"] == "update" and third["counts"]["files"] == 1 and third["counts"]["failed"] == 0
 
 
@@ -188,10 +192,10 @@ def test_whisper_stops_on_request_and_resumes(nav, tmp_path):
     (state / "STOP").write_text("")
     args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(state), workers=1)
     with pytest.raises(FerryError, match="stopped on request"):
-        rrd_to_whisper.run_convert(args, False)
+        rrd_to_whisper.run(args, False)
     assert Journal(str(state)).step("rrd_to_whisper").record()["status"] == "failed"
     os.unlink(str(state / "STOP"))
-    resumed = rrd_to_whisper.run_convert(args, False)
+    resumed = rrd_to_whisper.run(args, False)
     assert resumed["decision"] == "resume" and "msg" not in resumed
     assert resumed["counts"]["files"] + resumed["counts"]["already_done"] == len(nav["files"])
 
@@ -199,19 +203,19 @@ def test_whisper_stops_on_request_and_resumes(nav, tmp_path):
 def test_whisper_options_are_checked(nav, tmp_path):
     args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"))
     with pytest.raises(FerryError, match="shard_index must be in"):
-        rrd_to_whisper.run_convert(dict(args, shard_index=2, shard_count=2), False)
+        rrd_to_whisper.run(dict(args, shard_index=2, shard_count=2), False)
     with pytest.raises(FerryError, match="invalid mode"):
-        rrd_to_whisper.run_convert(dict(args, mode="rw-r"), False)
+        rrd_to_whisper.run(dict(args, mode="rw-r"), False)
     with pytest.raises(FerryError, match="does not exist"):
-        rrd_to_whisper.run_convert(dict(args, src=str(tmp_path / "nowhere")), False)
+        rrd_to_whisper.run(dict(args, src=str(tmp_path / "nowhere")), False)
     with pytest.raises(FerryError, match="no user named"):
-        rrd_to_whisper.run_convert(dict(args, owner="no-such-user-ferry"), False)
+        rrd_to_whisper.run(dict(args, owner="no-such-user-ferry"), False)
 
 
 def test_whisper_files_get_owner_and_mode(nav, tmp_path):
     args = params(rrd_to_whisper, src=nav["root"], dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
                   files=[nav["files"][0]["path"]], owner=str(os.getuid()), group=str(os.getgid()), mode="0640")
-    assert rrd_to_whisper.run_convert(args, False)["counts"]["created"] >= 1
+    assert rrd_to_whisper.run(args, False)["counts"]["created"] >= 1
     for top, _dirs, names in os.walk(str(tmp_path / "w")):
         for name in names:
             assert os.stat(os.path.join(top, name)).st_mode & 0o777 == 0o640
@@ -222,7 +226,7 @@ def test_whisper_files_get_owner_and_mode(nav, tmp_path):
 def test_tsdb_zenoss_naming_and_each_point_once(zenoss, tmp_path):
     args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "points"), state_dir=str(tmp_path / "s"),
                   files_per_batch=4, workers=2)
-    result = rrd_to_tsdb.run_convert(args, False)
+    result = rrd_to_tsdb.run(args, False)
     superseded = [f for f in zenoss["files"] if f.get("superseded_by")]
     assert superseded and result["counts"]["skipped"] == len(superseded)
     assert result["counts"]["files"] == len(zenoss["files"]) and result["counts"]["failed"] == 0
@@ -237,18 +241,18 @@ def test_tsdb_zenoss_naming_and_each_point_once(zenoss, tmp_path):
     assert any(metric.startswith("sw-01-core/") for metric in tags)  # "sw 01+core" escaped
     assert not any(metric.endswith("_GAUGE") for metric in tags)
     assert all(t["key"].startswith("/zport/dmd/Devices/") for t in tags.values())  # from rrdpath.map
-    assert rrd_to_tsdb.run_convert(args, False)["decision"] == "skip"
+    assert rrd_to_tsdb.run(args, False)["decision"] == "skip"
 
 
 def test_tsdb_killed_run_redoes_only_unfinished_batches(zenoss, tmp_path):
     clean = tmp_path / "clean"
-    rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=zenoss["root"], dest=str(clean), state_dir=str(tmp_path / "s1"),
-                                   files_per_batch=2, workers=1), False)
+    rrd_to_tsdb.run(params(rrd_to_tsdb, src=zenoss["root"], dest=str(clean), state_dir=str(tmp_path / "s1"),
+                           files_per_batch=2, workers=1), False)
     dest, state = tmp_path / "killed", tmp_path / "s2"
     script = ("import sys; sys.path[:0] = [%r]; import conftest\n"
               "from tests.unit.plugins.modules.test_rrd_modules import params\n"
               "from ansible_collections.ferry.migrate.plugins.modules import rrd_to_tsdb\n"
-              "rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=%r, dest=%r, state_dir=%r, files_per_batch=2, workers=1),"
+              "rrd_to_tsdb.run(params(rrd_to_tsdb, src=%r, dest=%r, state_dir=%r, files_per_batch=2, workers=1),"
               " False)\n" % (ROOT, zenoss["root"], str(dest), str(state)))
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     deadline = time.monotonic() + 60
@@ -257,8 +261,8 @@ def test_tsdb_killed_run_redoes_only_unfinished_batches(zenoss, tmp_path):
         time.sleep(0.01)
     proc.kill()
     proc.wait()
-    resumed = rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=zenoss["root"], dest=str(dest), state_dir=str(state),
-                                             files_per_batch=2, workers=1), False)
+    resumed = rrd_to_tsdb.run(params(rrd_to_tsdb, src=zenoss["root"], dest=str(dest), state_dir=str(state),
+                                     files_per_batch=2, workers=1), False)
     assert resumed["decision"] == "resume" and resumed["counts"]["already_done"] >= 6
     assert not [n for n in os.listdir(str(dest)) if n.endswith(".partial")]
     lines, files = batch_points(dest)
@@ -268,7 +272,7 @@ def test_tsdb_killed_run_redoes_only_unfinished_batches(zenoss, tmp_path):
 
 def test_tsdb_check_mode_writes_nothing(zenoss, tmp_path):
     args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"))
-    result = rrd_to_tsdb.run_convert(args, True)
+    result = rrd_to_tsdb.run(args, True)
     assert result["changed"] and result["files_pending"] == len(zenoss["files"])
     assert not (tmp_path / "p").exists() and not (tmp_path / "s").exists()
 
@@ -278,41 +282,41 @@ def test_tsdb_needs_a_tenant(zenoss, tmp_path):
     args = params(rrd_to_tsdb, src=str(tmp_path / "a" / "b" / "c" / "d"), dest=str(tmp_path / "p"),
                   state_dir=str(tmp_path / "s"))
     with pytest.raises(FerryError, match="give tenant_id or dmd_uuid_file"):
-        rrd_to_tsdb.run_convert(args, False)
+        rrd_to_tsdb.run(args, False)
     with pytest.raises(FerryError, match="invalid naming template"):
-        rrd_to_tsdb.run_convert(dict(args, tenant_id="x", metric_template="{device}/{nope}"), False)
+        rrd_to_tsdb.run(dict(args, tenant_id="x", metric_template="{device}/{nope}"), False)
 
 
 def test_tsdb_sends_to_opentsdb_through_the_put_writer(zenoss, tmp_path):
     with OpenTSDBEmulator() as emulator:
         args = params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
                       url=emulator.url, kind="opentsdb", workers=2)
-        result = rrd_to_tsdb.run_convert(args, False)
+        result = rrd_to_tsdb.run(args, False)
         assert result["sent"]["points"] == result["counts"]["points"] > 0
         # the emulator refuses bodies over 8 KiB, as OpenTSDB does by default: none was
         stored = emulator.points()
         lines, _files = batch_points(tmp_path / "p")
         assert len(stored) == len(lines)
-        again = rrd_to_tsdb.run_convert(args, False)
+        again = rrd_to_tsdb.run(args, False)
         assert again["decision"] == "skip" and again["send_decision"] == "skip" and not again["changed"]
 
 
 def test_tsdb_restore_follows_the_converter_step(zenoss, tmp_path):
     """The pipelined route to /api/put: tsdb_restore with wait_for_step naming the rrd_to_tsdb step."""
     state = str(tmp_path / "s")
-    converted = rrd_to_tsdb.run_convert(params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"),
-                                               state_dir=state, step="perf-main", workers=2), False)
+    converted = rrd_to_tsdb.run(params(rrd_to_tsdb, src=zenoss["root"], dest=str(tmp_path / "p"),
+                                       state_dir=state, step="perf-main", workers=2), False)
     with OpenTSDBEmulator() as emulator:
-        restored = tsdb_restore.run_restore(params(tsdb_restore, src=str(tmp_path / "p"), url=emulator.url,
-                                                   kind="opentsdb", state_dir=state, wait_for_step="perf-main",
-                                                   poll_interval=0.1, verify_timeout=10.0), False)
+        restored = tsdb_restore.run(params(tsdb_restore, src=str(tmp_path / "p"), url=emulator.url,
+                                           kind="opentsdb", state_dir=state, wait_for_step="perf-main",
+                                           poll_interval=0.1, verify_timeout=10.0), False)
         assert restored["points"] == converted["counts"]["points"] == len(emulator.points())
         assert restored["verification"]["found_points"] == restored["points"] and not restored["verification"]["short"]
 
 
 def test_a_file_failing_half_way_leaves_none_of_its_points_in_the_batch(tmp_path):
     """Its points would otherwise be sent now and again when the failed file is retried."""
-    from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import PointBatchJob
+    from ansible_collections.ferry.migrate.plugins.module_utils.rrd.jobs import PointBatchJob
 
     class Job:
         src = str(tmp_path)
@@ -349,7 +353,7 @@ def test_tsdb_leaves_out_infinite_values_with_a_warning(tmp_path):
                                 enumerate(["1", "2", "inf", "3", "-inf", "4", "5"], 1)])
     args = params(rrd_to_tsdb, src=str(tmp_path / "perf"), dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
                   tenant_id="t1", workers=1)
-    result = rrd_to_tsdb.run_convert(args, False)
+    result = rrd_to_tsdb.run(args, False)
     lines, _files = batch_points(tmp_path / "p")
     assert [value for _m, _t, _s, value in lines] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert result["counts"]["points"] == 5 and result["counts"]["warnings"] == 1
@@ -397,7 +401,7 @@ def test_whisper_refuses_mapped_metrics_that_are_no_carbon_path(metric, tmp_path
     dest = tmp_path / "a" / "b" / "c" / "wsp"
     args = params(rrd_to_whisper, src=str(src), dest=str(dest), state_dir=str(tmp_path / "s"),
                   mapping_file=str(mapping), workers=1)
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     assert result["counts"]["failed"] == 1 and result["counts"]["created"] == 1
     assert result["failed_files"][0].startswith("bad.rrd: invalid metric name")
     assert [path for path in files_under(tmp_path) if path.endswith(".wsp")] == ["a/b/c/wsp/nav/good.wsp"]
@@ -409,7 +413,7 @@ def test_whisper_metric_prefix_must_be_a_carbon_path(tmp_path):
     args = params(rrd_to_whisper, src=str(tmp_path / "rrd"), dest=str(tmp_path / "x" / "y" / "wsp"),
                   state_dir=str(tmp_path / "s"), metric_prefix=prefix)
     with pytest.raises(FerryError, match="invalid metric_prefix '%s': it holds '/'" % prefix):
-        rrd_to_whisper.run_convert(args, False)
+        rrd_to_whisper.run(args, False)
     assert [path for path in files_under(tmp_path) if path.endswith(".wsp")] == []
 
 
@@ -429,7 +433,7 @@ def test_whisper_never_writes_through_a_symlink_leading_out_of_dest(tmp_path):
     os.symlink(str(outside / "victim.wsp"), str(dest / "c" / "ds0.wsp"))  # a whisper file that is a symlink out
     args = params(rrd_to_whisper, src=str(src), dest=str(dest), state_dir=str(tmp_path / "s"), workers=1,
                   max_failed_files=2)
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     assert result["counts"]["failed"] == 2 and result["counts"]["created"] == 1
     assert sorted(text.split(" ")[0] for text in result["failed_files"]) == ["c.rrd:", "nav/a.rrd:"]
     assert all("leads outside %s" % dest in text for text in result["failed_files"])
@@ -443,21 +447,21 @@ MODES = [(420, 0o644), ("0644", 0o644), ("644", 0o644), ("0o640", 0o640), (0o600
 
 def test_mode_is_read_as_ansible_reads_it():
     """An unquoted ``mode: 0644`` arrives as the integer 420: its value, not the octal digits of 420 (0o420)."""
-    assert [rrd_steps.parse_mode(mode) for mode, _expected in MODES] == [expected for _mode, expected in MODES]
+    assert [staging.parse_mode(mode) for mode, _expected in MODES] == [expected for _mode, expected in MODES]
     for mode in ["rw-r", "u=rwX", "0899", "", -1, 0o10000, "10000", True, 6.44, None]:
         with pytest.raises(FerryError, match="invalid mode"):
-            rrd_steps.parse_mode(mode)
+            staging.parse_mode(mode)
 
 
 def test_integer_mode_gives_0644_files_and_0755_directories(tmp_path):
     small_rrd(tmp_path / "rrd" / "d" / "a.rrd")
     args = params(rrd_to_whisper, src=str(tmp_path / "rrd"), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"),
                   mode=420)
-    assert rrd_to_whisper.run_convert(args, False)["counts"]["created"] == 1
+    assert rrd_to_whisper.run(args, False)["counts"]["created"] == 1
     assert os.stat(str(tmp_path / "wsp" / "d" / "a" / "ds0.wsp")).st_mode & 0o7777 == 0o644
     assert os.stat(str(tmp_path / "wsp" / "d" / "a")).st_mode & 0o7777 == 0o755
-    installed = whisper_install.run_install(params(whisper_install, src=str(tmp_path / "wsp"),
-                                                   dest=str(tmp_path / "carbon"), mode=420), False)
+    installed = whisper_install.run(params(whisper_install, src=str(tmp_path / "wsp"),
+                                           dest=str(tmp_path / "carbon"), mode=420), False)
     assert installed["counts"]["created"] == 1
     assert os.stat(str(tmp_path / "carbon" / "d" / "a" / "ds0.wsp")).st_mode & 0o7777 == 0o644
     assert os.stat(str(tmp_path / "carbon" / "d" / "a")).st_mode & 0o7777 == 0o755
@@ -497,11 +501,11 @@ def test_a_flawed_dump_fails_that_file_only(module, case, tmp_path):
     edited_dump(directory / "bad.rrd.xml", *BAD_DUMPS[case][:2])
     args = params(module, src=str(src), dest=str(tmp_path / "out"), state_dir=str(tmp_path / "s"), tenant_id="t1",
                   workers=1, max_failed_files=1)
-    result = module.run_convert(args, False)
+    result = module.run(args, False)
     assert result["counts"]["failed"] == 1 and result["counts"]["points"] == 14  # good and early
     assert result["failed_files"][0].startswith(str(directory / "bad.rrd.xml"))
     assert BAD_DUMPS[case][2] in result["failed_files"][0]
-    again = module.run_convert(args, False)
+    again = module.run(args, False)
     assert again["decision"] == "skip"
 
 
@@ -512,7 +516,7 @@ def test_known_values_before_1970_fail_that_file(tmp_path):
     edited_dump(src / "bad.rrd.xml", r"<lastupdate>\d+</lastupdate>", "<lastupdate>900</lastupdate>", rows=5)
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"),
                   max_failed_files=1)
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     assert result["counts"]["failed"] == 1 and result["counts"]["created"] == 1
     assert "archive 0 holds values of ds0 for intervals beginning before 1970-01-01T00:00:01Z" in \
         result["failed_files"][0]
@@ -540,7 +544,7 @@ def test_whisper_file_names_that_are_not_utf8_fail_alone_and_readably(tmp_path):
     rrd_at(os.path.join(root, b"dir\xfe"), b"in.rrd", tmp_path)
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"),
                   shard_count=1, workers=1, max_failed_files=10)
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     returnable(result)
     assert result["counts"]["files"] == 5 and result["counts"]["failed"] == 4 and result["counts"]["created"] == 1
     reasons = "\n".join(result["failed_files"])
@@ -550,7 +554,7 @@ def test_whisper_file_names_that_are_not_utf8_fail_alone_and_readably(tmp_path):
     assert "dir\\xfe/in.rrd" in reasons
     with open(result["report"], "rb") as handle:
         assert all(json.loads(line.decode("utf-8"))["file"] for line in handle)
-    assert rrd_to_whisper.run_convert(args, False)["decision"] == "skip"
+    assert rrd_to_whisper.run(args, False)["decision"] == "skip"
 
 
 def test_tsdb_file_names_that_are_not_utf8_convert_escaped_or_fail_alone(tmp_path):
@@ -561,7 +565,7 @@ def test_tsdb_file_names_that_are_not_utf8_convert_escaped_or_fail_alone(tmp_pat
     rrd_at(device, b"caf\xe9.rrd.xml", tmp_path, dump=True)  # converted, its name escaped like Zenoss does
     args = params(rrd_to_tsdb, src=str(src), dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
                   tenant_id="t1", shard_count=2, workers=1, max_failed_files=1)
-    results = [rrd_to_tsdb.run_convert(dict(args, shard_index=index, step="s%d" % index), False) for index in (0, 1)]
+    results = [rrd_to_tsdb.run(dict(args, shard_index=index, step="s%d" % index), False) for index in (0, 1)]
     for result in results:
         returnable(result)
     assert sum(r["counts"]["files"] for r in results) == 3, results
@@ -581,7 +585,7 @@ def test_a_metric_element_too_long_for_the_file_system_fails_only_its_file(tmp_p
     mapping.write_text("f07.rrd,ds0,nav.%s.x\n" % ("L" * 300))
     args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "wsp"), state_dir=str(tmp_path / "s"),
                   mapping_file=str(mapping), workers=1, max_failed_files=1)
-    result = rrd_to_whisper.run_convert(args, False)
+    result = rrd_to_whisper.run(args, False)
     assert result["counts"]["failed"] == 1 and result["counts"]["created"] == 15
     assert result["failed_files"][0].startswith("f07.rrd: cannot place its whisper file")
     assert "ENAMETOOLONG" in result["failed_files"][0]
@@ -611,7 +615,7 @@ def test_migration_status_reports_an_unreadable_record_and_the_rest(tmp_path):
 
 def a_little_space(monkeypatch, min_free, spare):
     """Make the converters see ``min_free + spare`` bytes free."""
-    monkeypatch.setattr(rrd_convert, "free_bytes", lambda _path: min_free + spare)
+    monkeypatch.setattr(staging, "free_bytes", lambda _path: min_free + spare)
 
 
 @pytest.mark.parametrize("module", [rrd_to_whisper, rrd_to_tsdb])
@@ -623,15 +627,15 @@ def test_min_free_mb_stops_the_run_before_the_disk_fills(module, nav, zenoss, tm
     a_little_space(monkeypatch, 100 << 20, 4096)  # the start passes, the first file does not fit
     with pytest.raises(FerryError, match=r"not enough free space in %s: 100\.0 MiB free, 100\.0 MiB must stay free "
                                          r"\(min_free_mb\), and .* needs \d" % dest):
-        module.run_convert(args, False)
+        module.run(args, False)
     assert files_under(dest) == []  # nothing half-written: no staged whisper file, no partial batch
     assert Journal(str(tmp_path / "s")).step(module.__name__.split(".")[-1]).record()["status"] == "failed"
     a_little_space(monkeypatch, 100 << 20, -1)
     with pytest.raises(FerryError, match=r"not enough free space in %s: 100\.0 MiB free, 100\.0 MiB must stay free "
                                          r"\(min_free_mb\)$" % dest):
-        module.run_convert(args, False)
+        module.run(args, False)
     monkeypatch.undo()
-    resumed = module.run_convert(args, False)
+    resumed = module.run(args, False)
     assert resumed["decision"] == "resume" and "msg" not in resumed
     assert resumed["counts"]["files"] == len(tree["files"])
 
@@ -643,10 +647,10 @@ def test_min_free_mb_stops_the_run_before_the_disk_fills(module, nav, zenoss, tm
     (whisper_install, "max_failed_files", -1),
 ])
 def test_numeric_options_out_of_range_are_refused_naming_the_range(module, option, value, nav, tmp_path):
-    args = params(module, src=nav["root"], dest=str(tmp_path / "out"), state_dir=str(tmp_path / "s"), tenant_id="t")
-    run = module.run_install if module is whisper_install else module.run_convert
+    args = params(module, src=nav["root"], dest=str(tmp_path / "out"), tenant_id="t",
+                  **{state_option(module): str(tmp_path / "s")})
     with pytest.raises(FerryError, match=r"%s=%s is out of range: it must be (from|\d)" % (option, value)):
-        run(dict(args, **{option: value}), False)
+        module.run(dict(args, **{option: value}), False)
     assert not (tmp_path / "out").exists() and not (tmp_path / "s").exists()
 
 
@@ -654,8 +658,9 @@ def test_numeric_options_out_of_range_are_refused_naming_the_range(module, optio
 @pytest.mark.parametrize("option", ["src", "dest", "state_dir"])
 def test_empty_paths_are_refused(module, option, nav, tmp_path, monkeypatch):
     monkeypatch.chdir(str(tmp_path))
-    args = params(module, src=nav["root"], dest=str(tmp_path / "out"), state_dir=str(tmp_path / "s"), tenant_id="t")
-    run = module.run_install if module is whisper_install else module.run_convert
+    option = state_option(module) if option == "state_dir" else option
+    args = params(module, src=nav["root"], dest=str(tmp_path / "out"), tenant_id="t",
+                  **{state_option(module): str(tmp_path / "s")})
     with pytest.raises(FerryError, match="%s is an empty string" % option):
-        run(dict(args, **{option: ""}), False)
+        module.run(dict(args, **{option: ""}), False)
     assert os.listdir(str(tmp_path)) == []

@@ -7,9 +7,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import json
 import os
 import re
 import stat
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,8 +143,8 @@ def test_restore_refuses_an_option_out_of_range_before_sending(target, batches, 
     """Before: batch_attempts 0 recorded every batch as restored without sending one."""
     url, seen = target
     with pytest.raises(FerryError, match=r"^%s=%s is out of range: it must be %s" % (name, value, allowed)):
-        within(30, lambda: tsdb_restore.run_restore(restore_params(batches, url, tmp_path / "s", **{name: value}),
-                                                    False))
+        within(30, lambda: tsdb_restore.run(restore_params(batches, url, tmp_path / "s", **{name: value}),
+                                            False))
     assert seen == [] and recorded_steps(tmp_path / "s") == []
 
 
@@ -159,7 +162,7 @@ DUMP_BAD = [
 def test_dump_refuses_an_option_out_of_range(closed_port, tmp_path, name, value, allowed):
     args = dump_params("http://127.0.0.1:%d" % closed_port, tmp_path, **{name: value})
     with pytest.raises(FerryError, match=r"^%s=%s is out of range: it must be %s" % (name, value, allowed)):
-        within(30, lambda: tsdb_dump.run_dump(args, False))
+        within(30, lambda: tsdb_dump.run(args, False))
     assert recorded_steps(tmp_path / "s") == [] and not (tmp_path / "d").exists()
 
 
@@ -168,7 +171,7 @@ def test_rrd_to_tsdb_refuses_put_options_out_of_range(tmp_path, target):
     args = params(rrd_to_tsdb, src=str(tmp_path / "perf"), dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
                   tenant_id="t", url=target[0], batch_attempts=0)
     with pytest.raises(FerryError, match=r"^batch_attempts=0 is out of range: it must be from 1 to 100"):
-        rrd_to_tsdb.run_convert(args, False)
+        rrd_to_tsdb.run(args, False)
     assert recorded_steps(tmp_path / "s") == []
 
 
@@ -200,7 +203,7 @@ BAD_URLS = [
 def test_restore_refuses_an_unusable_url_before_recording_anything(batches, tmp_path, url, reason):
     """Before: ok, changed false, requests 0, points 0, with nothing sent (the worker died silently)."""
     with pytest.raises(FerryError, match="^" + re.escape("invalid url %r: %s" % (url, reason))):
-        within(30, lambda: tsdb_restore.run_restore(restore_params(batches, url, tmp_path / "s"), False))
+        within(30, lambda: tsdb_restore.run(restore_params(batches, url, tmp_path / "s"), False))
     assert recorded_steps(tmp_path / "s") == []
 
 
@@ -208,18 +211,18 @@ def test_restore_refuses_an_unusable_verify_url_before_sending(target, batches, 
     url, seen = target
     args = restore_params(batches, url, tmp_path / "s", verify=True, verify_url="ftp://victoria:8428")
     with pytest.raises(FerryError, match=r"^invalid verify_url 'ftp://victoria:8428': the scheme must be http"):
-        within(30, lambda: tsdb_restore.run_restore(args, False))
+        within(30, lambda: tsdb_restore.run(args, False))
     assert seen == [] and recorded_steps(tmp_path / "s") == []
 
 
 def test_dump_and_rrd_to_tsdb_refuse_an_unusable_url(tmp_path):
     with pytest.raises(FerryError, match=r"^invalid url 'http://127.0.0.1:99999': the port"):
-        within(30, lambda: tsdb_dump.run_dump(dump_params("http://127.0.0.1:99999", tmp_path), False))
+        within(30, lambda: tsdb_dump.run(dump_params("http://127.0.0.1:99999", tmp_path), False))
     (tmp_path / "perf").mkdir()
     args = params(rrd_to_tsdb, src=str(tmp_path / "perf"), dest=str(tmp_path / "p"), state_dir=str(tmp_path / "s"),
                   tenant_id="t", url="ftp://opentsdb:4242")
     with pytest.raises(FerryError, match=r"^invalid url 'ftp://opentsdb:4242': the scheme must be http or https"):
-        within(30, lambda: rrd_to_tsdb.run_convert(args, False))
+        within(30, lambda: rrd_to_tsdb.run(args, False))
     assert recorded_steps(tmp_path / "s") == []
 
 
@@ -227,7 +230,7 @@ def test_a_target_down_at_the_start_fails_in_seconds_naming_it(batches, tmp_path
     """Before: about 200 s (8 tries with backoff, 3 batch attempts); defaults here."""
     url = "http://127.0.0.1:%d" % closed_port
     with pytest.raises(FerryError) as info:
-        within(5, lambda: tsdb_restore.run_restore(restore_params(batches, url, tmp_path / "s"), False))
+        within(5, lambda: tsdb_restore.run(restore_params(batches, url, tmp_path / "s"), False))
     message = str(info.value)
     assert "127.0.0.1:%d/api/put failed: connection refused" % closed_port in message
     assert "not retried" in message and "failed after 1 attempt(s)" in message
@@ -236,7 +239,7 @@ def test_a_target_down_at_the_start_fails_in_seconds_naming_it(batches, tmp_path
 def test_a_source_down_at_the_start_fails_in_seconds(tmp_path, closed_port):
     url = "http://127.0.0.1:%d" % closed_port
     with pytest.raises(FerryError, match=r"127.0.0.1:%d/api/suggest failed: connection refused" % closed_port):
-        within(3, lambda: tsdb_dump.run_dump(dump_params(url, tmp_path), False))
+        within(3, lambda: tsdb_dump.run(dump_params(url, tmp_path), False))
 
 
 # -- 10. empty path options refused, never the working directory ----------------------------------------
@@ -250,20 +253,20 @@ def run_with_empty(module_name, option, tmp_path):
         "tsdb_dump": dump_params("http://127.0.0.1:9", tmp_path),
         "tsdb_restore": restore_params(src, "http://127.0.0.1:9", state),
         "bundle_check": params(bundle_check, path=str(tmp_path / "b.tar"), dest=str(tmp_path / "x"), state_dir=state),
-        "whisper_install": params(whisper_install, src=src, dest=str(tmp_path / "w"), state_dir=state),
+        "whisper_install": params(whisper_install, src=src, dest=str(tmp_path / "w"), record_dir=state),
         "rrd_to_whisper": params(rrd_to_whisper, src=src, dest=str(tmp_path / "w"), state_dir=state, workers=1),
         "rrd_to_tsdb": params(rrd_to_tsdb, src=src, dest=str(tmp_path / "p"), state_dir=state, tenant_id="t",
                               workers=1),
     }.get(module_name, {})
     args[option] = ""
     calls = {
-        "tsdb_dump": lambda: tsdb_dump.run_dump(args, False),
-        "tsdb_restore": lambda: tsdb_restore.run_restore(args, False),
+        "tsdb_dump": lambda: tsdb_dump.run(args, False),
+        "tsdb_restore": lambda: tsdb_restore.run(args, False),
         "bundle_check": lambda: bundle_check.run(args, False),
-        "migration_status": lambda: migration_status.collect(args["state_dir"], []),
-        "whisper_install": lambda: whisper_install.run_install(args, False),
-        "rrd_to_whisper": lambda: rrd_to_whisper.run_convert(args, False),
-        "rrd_to_tsdb": lambda: rrd_to_tsdb.run_convert(args, False),
+        "migration_status": lambda: migration_status.run(params(migration_status, **args), False),
+        "whisper_install": lambda: whisper_install.run(args, False),
+        "rrd_to_whisper": lambda: rrd_to_whisper.run(args, False),
+        "rrd_to_tsdb": lambda: rrd_to_tsdb.run(args, False),
     }
     return calls[module_name]()
 
@@ -273,7 +276,7 @@ EMPTY_PATHS = [
     ("tsdb_restore", "src"), ("tsdb_restore", "state_dir"),
     ("bundle_check", "path"), ("bundle_check", "dest"), ("bundle_check", "state_dir"),
     ("migration_status", "state_dir"),
-    ("whisper_install", "src"), ("whisper_install", "dest"), ("whisper_install", "state_dir"),
+    ("whisper_install", "src"), ("whisper_install", "dest"), ("whisper_install", "record_dir"),
     ("rrd_to_whisper", "src"), ("rrd_to_whisper", "dest"), ("rrd_to_whisper", "state_dir"),
     ("rrd_to_whisper", "mapping_file"),
     ("rrd_to_tsdb", "src"), ("rrd_to_tsdb", "dest"), ("rrd_to_tsdb", "state_dir"), ("rrd_to_tsdb", "rrdpath_map"),
@@ -296,7 +299,7 @@ def test_an_empty_element_of_files_is_refused(tmp_path):
     args = params(rrd_to_whisper, src=str(tmp_path / "src"), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
                   files=["a.rrd", ""])
     with pytest.raises(FerryError, match=r"^files\[1\] is an empty string"):
-        rrd_to_whisper.run_convert(args, False)
+        rrd_to_whisper.run(args, False)
 
 
 # -- 11. credentials in a URL: used for basic auth, shown nowhere; journal files 0600 --------------------
@@ -312,7 +315,7 @@ def test_a_password_in_the_url_reaches_no_message_and_no_journal_file(batches, t
     try:
         url = "http://ferry:%s@127.0.0.1:%d" % (SECRET, closed_port)
         with pytest.raises(FerryError) as info:
-            within(10, lambda: tsdb_restore.run_restore(restore_params(batches, url, tmp_path / "s"), False))
+            within(10, lambda: tsdb_restore.run(restore_params(batches, url, tmp_path / "s"), False))
     finally:
         os.umask(old)
     assert SECRET not in str(info.value)
@@ -327,7 +330,7 @@ def test_a_password_in_the_url_reaches_no_message_and_no_journal_file(batches, t
 def test_credentials_in_the_url_serve_as_basic_auth_and_stay_out_of_the_result(target, batches, tmp_path):
     url, seen = target
     with_credentials = url.replace("http://", "http://ferry:%s@" % SECRET)
-    result = tsdb_restore.run_restore(restore_params(batches, with_credentials, tmp_path / "s"), False)
+    result = tsdb_restore.run(restore_params(batches, with_credentials, tmp_path / "s"), False)
     assert result["counts"]["points"] == 5000
     token = "Basic " + base64.b64encode(("ferry:%s" % SECRET).encode()).decode()
     assert seen and all(auth == token for _path, auth in seen)
@@ -340,3 +343,46 @@ def test_url_passwords_are_found_for_ansible_to_mask():
     from ansible_collections.ferry.migrate.plugins.module_utils.core.common import url_passwords
     found = url_passwords({"url": "https://ferry:p%40ss@victoria:4242", "verify_url": None, "user": "a@b"})
     assert found == {"p%40ss", "p@ss"}
+
+
+# -- the step lifecycle: STOP, check mode, rerun ------------------------------------------------------
+
+def test_restore_stops_on_request_then_resumes_and_then_skips(target, batches, tmp_path):
+    url, seen = target
+    state = tmp_path / "s"
+    state.mkdir()
+    (state / "STOP").write_text("")
+    args = restore_params(batches, url, state)
+    with pytest.raises(FerryError, match=r"^stopped on request \(%s\) after 0 restored batch\(es\); remove the file "
+                                         r"and run again to go on$" % re.escape(str(state / "STOP"))):
+        tsdb_restore.run(args, False)
+    assert seen == []
+    assert migration_status.run(params(migration_status, state_dir=str(state)), False)["steps"][0]["status"] == "failed"
+    (state / "STOP").unlink()
+    checked = tsdb_restore.run(args, True)
+    assert checked["decision"] == "resume" and checked["changed"] and seen == []
+    restored = tsdb_restore.run(args, False)
+    assert restored["decision"] == "resume" and restored["counts"]["points"] == 5000
+    again = tsdb_restore.run(args, False)
+    assert again["decision"] == "skip" and not again["changed"]
+
+
+def test_whisper_install_takes_its_former_option_names(tmp_path):
+    """state_dir and force, aliases of record_dir and reread (what a module_defaults group gives), run as Ansible
+    runs the module."""
+    spec = whisper_install.argument_spec()
+    assert spec["record_dir"]["aliases"] == ["state_dir"] and spec["reread"]["aliases"] == ["force"]
+    (tmp_path / "src").mkdir()
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"src": str(tmp_path / "src"), "dest": str(tmp_path / "w"),
+                                                        "state_dir": str(tmp_path / "s"), "force": True}}))
+    path = whisper_install.__file__  # <path>/ansible_collections/ferry/migrate/plugins/modules/whisper_install.py
+    for _level in range(6):
+        path = os.path.dirname(path)
+    env = dict(os.environ, PYTHONPATH=path)
+    proc = subprocess.run([sys.executable, whisper_install.__file__, str(args)], capture_output=True, env=env,
+                          check=False)
+    result = json.loads(proc.stdout)
+    assert not result.get("failed") and result["counts"]["files"] == 0, result
+    assert not result.get("warnings")
+    assert os.path.exists(str(tmp_path / "s" / "steps" / "whisper_install.json"))
