@@ -8,6 +8,9 @@
 #   lint      ansible-lint (.ansible-lint) and antsibull-changelog lint
 #   molecule  every scenario under extensions/molecule/
 #   build     ansible-galaxy collection build, then a check of what the tarball holds
+#   ee        the execution environment: ansible-builder create on meta/execution-environment.yml (no container
+#             build), a check that the context lists exactly the plugins' third-party imports, then the image
+#             build's galaxy stage (offline) and its introspection of the installed collection
 #   all       every step above in that order; a failed step does not stop the others,
 #             the summary at the end says which failed and the exit status is non-zero
 #
@@ -22,7 +25,7 @@ export PATH="$VENV/bin:$PATH"
 export FERRY_RUN_DIR="${FERRY_RUN_DIR:-$ROOT/.run}"
 RUN="$FERRY_RUN_DIR"
 
-STEPS=(pytest sanity units integration lint molecule build)
+STEPS=(pytest sanity units integration lint molecule build ee)
 NAMESPACE=ferry
 COLLECTION=migrate
 
@@ -49,9 +52,8 @@ link_collection() {
 # ansible-test refuses symlinked collections and lists files with git: give it a real copy of
 # what git would ship (tracked + untracked-but-not-ignored files), in a git work tree of its own
 # (otherwise it would walk up to this repo, where .run/ is ignored, and see no file at all).
-prepare_ansible_test_copy() {
-    rm -rf "$AT_COPY"
-    mkdir -p "$AT_COPY"
+# What git would ship (tracked + untracked-but-not-ignored files), copied into the empty directory $1.
+copy_shipped_files() {
     (
         cd "$ROOT"
         # -e/-L: files deleted from the work tree but still in the index are skipped.
@@ -59,8 +61,14 @@ prepare_ansible_test_copy() {
             while IFS= read -r -d '' f; do
                 if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
             done |
-            xargs -0 --no-run-if-empty cp -P --parents -t "$AT_COPY"
+            xargs -0 --no-run-if-empty cp -P --parents -t "$1"
     )
+}
+
+prepare_ansible_test_copy() {
+    rm -rf "$AT_COPY"
+    mkdir -p "$AT_COPY"
+    copy_shipped_files "$AT_COPY"
     git -C "$AT_COPY" init -q
     # The root conftest.py links the collection under <rootdir>/.run/collections when
     # FERRY_RUN_DIR is unset, as it is inside ansible-test (which passes only a few variables
@@ -170,6 +178,40 @@ step_build() {
     readme=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["readme"])' galaxy.yml)
     grep -qxF "$readme" <<<"$listing" || log "WARNING: $readme (galaxy.yml readme) is missing from the collection"
     log "$tarball: $(wc -l <<<"$listing") entries, contents OK"
+}
+
+# The execution environment, as README.md's "Execution environment and AWX" builds it, in a copy of the
+# repository under $RUN/ee (the collection tarball the definition takes from the repository root is built
+# there, not in the checkout). No container is built: ansible-builder create writes the build context, and the
+# two stages that depend on this collection are run here as the image build would: the galaxy stage's
+# ansible-galaxy install from the context's requirements.yml (offline), and the builder stage's introspection.
+step_ee() {
+    local ee="$RUN/ee" src context introspected
+    src="$ee/src"
+    context="$ee/context"
+    introspected="$ee/introspected"
+    rm -rf "$ee"
+    mkdir -p "$src" "$introspected"
+    copy_shipped_files "$src"
+    command -v ansible-builder >/dev/null ||
+        die "ansible-builder is missing: run scripts/bootstrap.sh (requirements-dev.txt)"
+    log "ansible-builder $(ansible-builder --version)"
+    (cd "$src" && ansible-galaxy collection build --force .)
+    (cd "$src" && ansible-builder create -f meta/execution-environment.yml --context "$context" -v 2)
+    # The definition's files and the collection tarball, in the context; requirements.txt is exactly the
+    # plugins' third-party imports, bindep.txt is meta/ee-bindep.txt.
+    "$PY" -m tests.support.ee_imports context "$context"
+    compgen -G "$context/_build/collections/$NAMESPACE-$COLLECTION-*.tar.gz" >/dev/null ||
+        die "the build context holds no collection tarball (additional_build_files)"
+    # Galaxy stage: the collection from the context's requirements.yml, never from Galaxy.
+    (cd "$context/_build" &&
+        ANSIBLE_GALAXY_DISABLE_GPG_VERIFY=1 ansible-galaxy collection install --offline \
+            -r requirements.yml --collections-path "$ee/collections")
+    # Builder stage: introspection of the installed collection together with the context's files.
+    ansible-builder introspect --user-pip "$context/_build/requirements.txt" \
+        --user-bindep "$context/_build/bindep.txt" --write-pip "$introspected/requirements.txt" \
+        --write-bindep "$introspected/bindep.txt" "$ee/collections"
+    "$PY" -m tests.support.ee_imports introspected "$introspected"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -19,8 +19,12 @@ options:
       - The step records and locks are created readable by their owner only (mode C(0600)). An empty string
         is refused.
       - A step already complete with the same inputs is skipped and reports no change.
+      - The default, C(/srv/ferry/state), is also the roles' default and M(ferry.migrate.migration_status)'s, so
+        that one host's steps are all reported together; steps of different migrations on one host have
+        different names. Set another directory to keep a migration apart (a C(STOP) file in a state directory
+        stops every step running with it).
     type: path
-    default: ~/.ferry-migrate/state
+    default: /srv/ferry/state
   step:
     description:
       - The name under which this step is recorded in O(state_dir). Give distinct names to two runs

@@ -14,7 +14,8 @@ version_added: 0.1.0
 description:
   - Reads a migration's state directory and returns each recorded step with its status
     (C(running), C(complete), C(failed), or C(interrupted) for a step whose run was killed),
-    progress, counts, timings and error, plus a readable table.
+    progress, counts, timings and error, plus a readable table (RV(table_lines), one line per step, prints well in
+    a C(debug) task and in ad hoc output).
   - A step record that cannot be read (damaged, not JSON) is reported as C(unreadable) with the reason as
     its error, and a warning; the other steps are reported as usual.
   - Safe to run at any time, also while steps run (for example to follow an C(async) task).
@@ -28,8 +29,11 @@ options:
     description:
       - The migration's state directory, as given to the steps' O(ferry.migrate.bundle_check#module:state_dir).
         An empty string is refused.
+      - The default is the default of every step's O(ferry.migrate.bundle_check#module:state_dir) and of the roles'
+        state directories (C(zenoss_bundle_state_dir), C(tsdb_transfer_state_dir), C(rrd_to_graphite_state_dir)),
+        so that run ad hoc without options it reports what the roles recorded on that host.
     type: path
-    default: ~/.ferry-migrate/state
+    default: /srv/ferry/state
   steps:
     description:
       - Only report these steps. Steps named here that never ran are reported as C(pending).
@@ -63,9 +67,14 @@ EXAMPLES = r"""
     state_dir: /srv/import4/state
   register: status
 
-- name: Print the table
+- name: Print the table, one line per step
   ansible.builtin.debug:
-    msg: "{{ status.table.splitlines() }}"
+    msg: "{{ status.table_lines }}"
+
+# Ad hoc, on every host of the group (the default state_dir is the roles' one):
+#   ansible target -m ferry.migrate.migration_status
+#   ansible target -m ferry.migrate.migration_status -a state_dir=/srv/import4/state
+# and read table_lines in the output.
 
 - name: Stop if a step failed or was interrupted
   ferry.migrate.migration_status:
@@ -130,12 +139,24 @@ complete:
   description: True when every reported step is complete.
   returned: always
   type: bool
+table_lines:
+  description:
+    - The table of the steps as a list of lines (a header, then one line per step), for printing with
+      C(ansible.builtin.debug) (its C(msg) set to this list) and for reading ad hoc output.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "STEP          STATUS    PROGRESS                              ELAPSED  COUNTS / ERROR"
+    - "bundle_check  complete  1048576000/1048576000 bytes (100.0%)  0:00:05  bytes=1048576000, rrd_files=1200"
 table:
-  description: A fixed-width table of the steps, one line each.
+  description:
+    - The same table as one string, lines separated by newlines (kept for compatibility; RV(table_lines) prints
+      better).
   returned: always
   type: str
   sample: |-
-    STEP          STATUS    PROGRESS                         ELAPSED  COUNTS / ERROR
+    STEP          STATUS    PROGRESS                              ELAPSED  COUNTS / ERROR
     bundle_check  complete  1048576000/1048576000 bytes (100.0%)  0:00:05  bytes=1048576000, rrd_files=1200
 """
 
@@ -172,11 +193,13 @@ def collect(state_dir, only):
     summary = {}
     for row in rows:
         summary[row["status"]] = summary.get(row["status"], 0) + 1
+    table = format_table(rows)
     return {
         "steps": rows,
         "summary": summary,
         "complete": bool(rows) and all(row["status"] == "complete" for row in rows),
-        "table": format_table(rows),
+        "table": table,
+        "table_lines": table.splitlines(),
     }
 
 

@@ -78,8 +78,25 @@ options:
   tags:
     description:
       - Only series with these tag values. A value with C(*) is a wildcard, C(a|b) means either.
+      - Recorded in each manifest; M(ferry.migrate.tsdb_restore) counts on the target with the same filter.
     type: dict
     default: {}
+  shard_index:
+    description:
+      - This host's share of the metrics when O(shard_count) hosts split the transfer, from C(0) to O(shard_count)
+        minus one. A metric belongs to the shard given by the CRC-32 of its name's UTF-8 bytes modulo O(shard_count)
+        (the RRD converters' split), so every host computes the same split of the same list, and each metric is
+        dumped by exactly one host.
+      - Each host dumps its share into its own O(dest) and O(state_dir) and restores it from there with
+        M(ferry.migrate.tsdb_restore). The manifests record the shard and O(tags); a O(dest) holding batches of
+        another shard or tag filter is refused, so keep O(shard_count) and O(tags) from start to end of a transfer.
+    type: int
+    default: 0
+  shard_count:
+    description:
+      - Hosts splitting the metrics, C(1) or more.
+    type: int
+    default: 1
   batch_interval:
     description:
       - Length of one batch file, C(hour), C(day) or a number of seconds.
@@ -121,7 +138,9 @@ notes:
 attributes:
   check_mode:
     support: full
-    details: Lists the metrics and plans the batches without reading points or writing anything.
+    details: Lists the metrics and plans the batches without reading points or writing anything; decides as a real
+      run does and reports C(changed) when it would write batches (RV(batches_to_write)). A O(dest) or O(state_dir)
+      that does not exist yet is no error.
   diff_mode:
     support: none
   platform:
@@ -154,7 +173,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 metrics:
-  description: The metrics dumped (in check mode, that would be dumped).
+  description: The metrics dumped (in check mode, that would be dumped); with O(shard_count) above 1, this shard's.
+  returned: always
+  type: list
+  elements: str
+metrics_listed:
+  description: The metrics the source has that the prefix, list and regular expression select, every shard's.
+  returned: always
+  type: int
+shard:
+  description: O(shard_index) and O(shard_count).
+  returned: always
+  type: list
+  elements: int
+  sample: [0, 2]
+batches_to_write:
+  description: Planned batches without a finished batch in O(dest), which the run writes (or in check mode would).
   returned: always
   type: list
   elements: str
@@ -188,6 +222,13 @@ missing_batches:
   returned: when the step was complete
   type: list
   elements: str
+previous_attempt:
+  description: The attempt number of the step's record before this run (C(0) when it never ran). A pipelined
+    M(ferry.migrate.tsdb_restore) started with the dump of a check-mode run that would write batches takes it as
+    O(ferry.migrate.tsdb_restore#module:wait_after_attempt), so that it waits for this run of the dump rather than
+    take an earlier run's end for its end.
+  returned: always
+  type: int
 decision:
   description: C(run), C(resume) (continued from the last recorded frame) or C(skip).
   returned: always
@@ -198,7 +239,12 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, check_ranges, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
+    FerryError,
+    check_paths,
+    check_ranges,
+    exit_with,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import (
     check_http_params,
     client_from_params,
@@ -214,7 +260,13 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import 
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import batch_interval_ms, parse_time
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import OpenTSDBSource, PrometheusSource
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import dump, dump_plan, missing_batches
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import (
+    check_selection,
+    dump,
+    dump_plan,
+    missing_batches,
+    selection,
+)
 
 
 def run(params, check_mode):
@@ -228,19 +280,27 @@ def run(params, check_mode):
         source = OpenTSDBSource(client, target_points=params["points_per_query"], retries=request_attempts(params))
     else:
         source = PrometheusSource(client, retries=request_attempts(params))
-    plan = dump_plan(source, start, stop, interval, params["metric_prefix"], params["metrics"], params["metric_regex"])
-    result = {"metrics": plan["metrics"], "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"],
+    shard = (params["shard_index"], params["shard_count"])
+    check_selection(params["dest"], selection(params["tags"], shard))
+    plan = dump_plan(source, start, stop, interval, params["metric_prefix"], params["metrics"], params["metric_regex"],
+                     shard, params["dest"])
+    result = {"metrics": plan["metrics"], "metrics_listed": plan["listed"], "shard": list(shard),
+              "batches": plan["batches"], "start": plan["start"], "stop": plan["stop"],
               "frames_min": len(plan["metrics"]) * len(plan["batches"])}
-    attempt = attempt_step(params, "tsdb_dump", {
-        "url": redact_url(params["url"]), "kind": params["kind"], "start": start, "stop": stop, "interval": interval,
-        "metrics": plan["metrics"], "tags": params["tags"], "dest": params["dest"]}, check_mode)
+    inputs = {"url": redact_url(params["url"]), "kind": params["kind"], "start": start, "stop": stop,
+              "interval": interval, "metrics": plan["metrics"], "tags": params["tags"], "dest": params["dest"]}
+    if shard[1] > 1:
+        inputs["shard"] = list(shard)
+    attempt = attempt_step(params, "tsdb_dump", inputs, check_mode)
+    to_write = missing_batches(params["dest"], plan)
     if attempt.decision == SKIP:
-        result["missing_batches"] = missing_batches(params["dest"], plan)
-        if result["missing_batches"]:  # complete, but batches were lost since: dump those again
+        result["missing_batches"] = to_write
+        if to_write:  # complete, but batches were lost since: dump those again
             attempt.decision = RUN
-    result["decision"] = attempt.decision
+    result.update(decision=attempt.decision, batches_to_write=[] if attempt.decision == SKIP else to_write,
+                  previous_attempt=(attempt.record or {}).get("attempt") or 0)
     if not attempt.runs:
-        result["changed"] = attempt.decision != SKIP
+        result["changed"] = bool(result["batches_to_write"])
         return result
     with attempt.running(total=len(plan["ranges"]), unit="batches") as step:
         counts = dump(source, params["dest"], plan, params["tags"], step, attempt.checkpoint,
@@ -253,13 +313,16 @@ def run(params, check_mode):
 
 # Ranges of this module's own numeric options; the endpoint options have theirs next to their spec.
 DUMP_RANGES = {"points_per_query": (1, 10000000), "min_free_mb": (0, None), "min_free_inodes": (0, None),
-               "space_wait_timeout": (0, 604800)}
+               "space_wait_timeout": (0, 604800), "shard_count": (1, None), "shard_index": (0, None)}
 
 
 def check_options(params):
     """Refuse bad values before anything is recorded: empty paths, numbers out of range, an unusable URL."""
     check_paths(params, ("dest", "state_dir"))
     check_ranges(params, DUMP_RANGES)
+    if params["shard_index"] >= params["shard_count"]:
+        raise FerryError("shard_index=%d is out of range: it must be from 0 to shard_count - 1 (%d)"
+                         % (params["shard_index"], params["shard_count"] - 1))
     check_http_params(params, ("url",))
 
 
@@ -274,6 +337,8 @@ def argument_spec():
         metrics=dict(type="list", elements="str", default=[]),
         metric_regex=dict(type="str"),
         tags=dict(type="dict", default={}),
+        shard_index=dict(type="int", default=0),
+        shard_count=dict(type="int", default=1),
         batch_interval=dict(type="str", default="day"),
         dest=dict(type="path", required=True),
         points_per_query=dict(type="int", default=50000),

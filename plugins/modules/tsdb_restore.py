@@ -30,13 +30,19 @@ description:
     manifest's count. Anything in O(src) that is not a sound finished batch (a data file without its
     manifest, a manifest of another format or without its data file) fails the restore, naming it,
     before anything is sent; a directory without any finished batch fails too.
-  - With O(verify), counts the points of every metric on the target afterwards (C(/api/v1/export) for
-    VictoriaMetrics at O(verify_url), C(/api/query) for OpenTSDB) and fails naming the metrics with
-    fewer points than were sent; this is what catches points a target accepted and dropped, such as
+  - With O(verify), counts the points on the target afterwards, series by series (C(count_over_time) for
+    VictoriaMetrics at O(verify_url), C(0all-count) with the C(none) aggregator for OpenTSDB; the target counts, no
+    point is read back), with the tag filter the dump recorded in its manifests (M(ferry.migrate.tsdb_dump)'s
+    O(ferry.migrate.tsdb_dump#module:tags)), and fails naming the metrics and series with fewer points than were
+    sent. Each series sent must be there with at least its points; points of other series, written before or by
+    another host, neither hide a shortfall nor count. Batches of an older format, without per-series counts, are
+    verified per metric. This is what catches points a target accepted and dropped, such as
     VictoriaMetrics' 1-month default retention or a target killed before it flushed. The message says which
     from the target's C(-retentionPeriod) (VictoriaMetrics' C(/metrics)) and the oldest short point. The
     step is then recorded as failed with the short metrics; a rerun reads those metrics back batch by batch
     and sends only the points the target lacks (RV(resent)), then verifies again.
+  - The record of a complete run keeps its verification's counts; a run that skips returns them
+    (RV(verified_then), RV(complete_earlier)).
 author:
   - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
@@ -87,9 +93,19 @@ options:
         ready once its manifest exists, which survives restarts); the restore ends when the dump is
         complete, and fails naming the dump's error if the dump failed, was stopped or was killed while
         the restore followed it.
+      - O(src) may not exist yet (the dump creates it), in check mode too.
       - A dump that has not started yet, or whose record is still that of an earlier run that failed or was
         killed, is waited for (up to O(wait_timeout)); rerun both, in any order, to go on after an interruption.
     type: str
+  wait_after_attempt:
+    description:
+      - With O(wait_for_step), a record of that step of this attempt number or an older one belongs to an earlier run,
+        whatever its status, so the restore waits for the step to start again (up to O(wait_timeout)). Give the
+        RV(ferry.migrate.tsdb_dump#module:previous_attempt) of a check-mode run of the dump that would write batches
+        (RV(ferry.migrate.tsdb_dump#module:batches_to_write)) when the dump and the restore are started together;
+        the dump records its start only after listing the metrics, and a restore that looked first would take the
+        earlier run's end for the end, leaving the new batches for the next run. C(0) or more.
+    type: int
   poll_interval:
     description:
       - Seconds between looks for new batches with O(wait_for_step), from 0.1 to 3600.
@@ -106,7 +122,9 @@ notes:
 attributes:
   check_mode:
     support: full
-    details: Reads the manifests and reports what would be sent; sends nothing.
+    details: Reads the manifests and decides as a real run does; sends nothing. Reports C(changed) when a real run
+      would send points (batches not sent yet, points a verification found missing, or a followed dump that is not
+      complete). A missing O(src) is no error when O(wait_for_step) names the dump that creates it.
   diff_mode:
     support: none
   platform:
@@ -150,9 +168,27 @@ counts:
   type: dict
   sample: {"requests": 1000, "points": 1000000, "bytes": 104857600, "retries": 0, "seconds": 3.9, "points_per_s": 256410.3}
 verification:
-  description: Expected and found points, and the metrics short of or above their expected count.
-  returned: when O(verify) is true and not in check mode
+  description:
+    - Metrics and series verified, expected and found points (of the series sent), the metrics short of or above
+      their expected count (C(short), C(extra), each C([expected, found])) and a few short series per short metric
+      (C(short_series)).
+  returned: when O(verify) is true and the restore ran (not in check mode, not when it skipped)
   type: dict
+  sample: {"metrics": 12, "series": 48, "expected_points": 17280, "found_points": 17280, "short": {}, "extra": {}}
+complete_earlier:
+  description: When the run that completed the step ended (ISO 8601 UTC).
+  returned: when RV(decision) is C(skip)
+  type: str
+verified_then:
+  description: What the verification of the run that completed the step found (C(metrics), C(series),
+    C(expected_points), C(found_points)); null when that run did not verify.
+  returned: when RV(decision) is C(skip)
+  type: dict
+  sample: {"metrics": 12, "series": 48, "expected_points": 17280, "found_points": 17280}
+pending_points:
+  description: Points in the batches not sent yet (check mode).
+  returned: in check mode, unless RV(decision) is C(skip)
+  type: int
 pending_batches:
   description: Finished batches in O(src) not sent yet when the run started (0 after a real run).
   returned: always
@@ -190,7 +226,8 @@ def run(params, check_mode):
 
 
 # Ranges of this module's own numeric options; the put and endpoint options have theirs next to their specs.
-RESTORE_RANGES = {"verify_timeout": (0, 86400), "poll_interval": (0.1, 3600), "wait_timeout": (0, 604800)}
+RESTORE_RANGES = {"verify_timeout": (0, 86400), "poll_interval": (0.1, 3600), "wait_timeout": (0, 604800),
+                  "wait_after_attempt": (0, None)}
 
 
 def check_options(params):
@@ -210,6 +247,7 @@ def argument_spec():
         verify_timeout=dict(type="float", default=60.0),
         verify_values=dict(type="bool", default=False),
         wait_for_step=dict(type="str"),
+        wait_after_attempt=dict(type="int"),
         poll_interval=dict(type="float", default=10.0),
         wait_timeout=dict(type="float", default=600.0),
     )

@@ -94,7 +94,7 @@ def dump_args(url, start, stop, dest, state, **extra):
     return params(url=url, kind="opentsdb", start=str(start), stop=str(stop), timezone="UTC", metric_prefix="",
                   metrics=[], metric_regex=None, tags={}, batch_interval="hour", dest=str(dest),
                   points_per_query=20000, state_dir=str(state), min_free_mb=1, min_free_inodes=10,
-                  space_wait_timeout=5.0, **extra)
+                  space_wait_timeout=5.0, shard_index=0, shard_count=1, **extra)
 
 
 def restore_args(src, url, state, **extra):

@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import re
 import socket
 import subprocess
 import time
@@ -20,6 +19,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient impo
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import (
     PrometheusSource,
     count_on_target,
+    count_series_on_target,
     target_frames,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import VerificationFailed, verify
@@ -40,13 +40,6 @@ def put(url, points):
 
 def flush(url):
     requests.post(url + "/internal/force_flush", timeout=30).raise_for_status()
-
-
-def requests_served(url, path):
-    """VictoriaMetrics' own count of the requests it served on ``path``."""
-    text = requests.get(url + "/metrics", timeout=30).text
-    found = re.search(r'^vm_http_requests_total\{path="%s"\} ([0-9]+)$' % re.escape(path), text, re.M)
-    return int(found.group(1)) if found else 0
 
 
 def plan_of(counts, first, last):
@@ -108,12 +101,26 @@ def test_verify_counts_on_the_server_and_catches_one_point_missing_in_one_series
     del points[25000]  # one point of the second series never reaches the target
     put(servers["FERRY_VM_OPENTSDB_URL"], points)
     flush(url)
-    client, exports = HttpClient(url), requests_served(url, "/api/v1/export")
+    client = _PathsSeen(url)
     assert verify("victoriametrics", client, plan_of({metric: 59999}, stamps[0], stamps[-1]))["found_points"] == 59999
     with pytest.raises(VerificationFailed) as failed:
         verify("victoriametrics", client, plan_of({metric: 60000}, stamps[0], stamps[-1]), timeout=1)
     assert failed.value.report["short"] == {metric: (60000, 59999)}
-    assert requests_served(url, "/api/v1/export") == exports  # counted by the server: no point was read back
+    assert "/api/v1/export" not in client.paths  # counted by the server: no point was read back
+    assert "/api/v1/query" in client.paths
+
+
+class _PathsSeen(HttpClient):
+    """An HttpClient that remembers the paths it requested (the server's own counters are shared by parallel
+    tests)."""
+
+    def __init__(self, *args, **kwargs):
+        HttpClient.__init__(self, *args, **kwargs)
+        self.paths = []
+
+    def request(self, method, path, *args, **kwargs):
+        self.paths.append(path)
+        return HttpClient.request(self, method, path, *args, **kwargs)
 
 
 def test_verify_right_after_the_transfer_finds_every_point_at_once(servers):
@@ -149,6 +156,30 @@ def test_counts_are_exact_under_default_query_flags_and_tight_limits(strict_vm):
     flush(strict_vm["url"])
     recent = {names["recent"]: ranges[names["recent"]]}
     assert count_on_target("victoriametrics", client, recent) == {names["recent"]: 21}
+
+
+def test_series_counts_are_exact_under_tight_limits_and_with_tag_filters(strict_vm):
+    """Per series (the verification of issue 12): a series over -search.maxSamplesPerSeries counted in halves, a
+    metric over -search.maxUniqueTimeseries counted per series from its export, tag filters as the dump's (a value,
+    a wildcard, alternatives), tag values with quotes and colons."""
+    names = dict((kind, unique("strict.series." + kind)) for kind in ("dense", "wide"))
+    points = [(names["dense"], {"h": host}, BASE + index * 1000, index) for host in "ab" for index in range(25000)]
+    points += [(names["wide"], {"h": "h%02d" % index, "sw": '00:0%d "x"' % (index % 3)}, BASE + index, index)
+               for index in range(30)]
+    put(strict_vm["put"], points)
+    flush(strict_vm["url"])
+    client = HttpClient(strict_vm["url"])
+    dense = (BASE, BASE + 24999000, None)
+    wide = (BASE, BASE + 29, None)
+    counts = count_series_on_target("victoriametrics", client, {names["dense"]: dense, names["wide"]: wide})
+    assert counts[names["dense"]] == {'{"h":"a"}': 25000, '{"h":"b"}': 25000}
+    assert len(counts[names["wide"]]) == 30 and set(counts[names["wide"]].values()) == {1}
+    assert counts[names["wide"]]['{"h":"h04","sw":"00:01 \\"x\\""}'] == 1
+    for tags, found in (({"h": "b"}, 0), ({"h": "h1*"}, 10), ({"h": "h01|h02|h29"}, 3), ({"sw": '00:02 "x"'}, 10)):
+        spec = {names["wide"]: (BASE, BASE + 29, tags), names["dense"]: dense[:2] + ({"h": "b"},)}
+        counts = count_series_on_target("victoriametrics", client, spec)
+        assert len(counts[names["wide"]]) == found, tags
+        assert counts[names["dense"]] == {'{"h":"b"}': 25000}
 
 
 ODD_NAMES = ["new\nline", "cr\rx", "tab\tx", 'quo"te', "back\\slash", "ünï€😀", "nul\x00x", "bell\x07x", "del\x7fx",

@@ -9,7 +9,11 @@ does, errors included, and adds what a test needs: fast bulk loading, inspection
         requests.post(tsdb.url + "/api/query", json={...})
         tsdb.inject("/api/put", status=500, nth=2)
 
-By hand: ``python tests/support/otsdb_emulator.py --port 4242`` (Ctrl-C stops it).
+By hand: ``python tests/support/otsdb_emulator.py --port 4242`` (Ctrl-C or SIGTERM stops it). ``--load FILE``
+loads points first (JSON lines in the put format, ``{"metric", "tags", "timestamp", "value"}``, as many files as
+wanted), ``--url-file FILE`` writes the URL once it listens (with ``--port 0``, any free port),
+``--exit-after SECONDS`` stops it on its own (a test that dies leaves no server behind), and ``--dump FILE``
+writes what it holds at exit the same way.
 
 Behaviours taken from the OpenTSDB sources that surprise clients, all on purpose:
 
@@ -59,7 +63,9 @@ import gzip
 import http
 import json
 import math
+import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -1350,23 +1356,55 @@ class OpenTSDBEmulator:
         self.faults.clear()
 
 
+def load_points(path):
+    """Points ``(metric, tags, ms, value)`` of a file of put-format JSON lines (``timestamp`` in ms)."""
+    points = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                item = json.loads(line)
+                points.append((item["metric"], dict(item.get("tags") or {}), int(item["timestamp"]), item["value"]))
+    return points
+
+
+def write_points(path, points):
+    """Write ``(metric, tags, ms, value)`` points (tags a dict or pairs) as put-format JSON lines."""
+    with open(path, "w", encoding="utf-8") as handle:
+        for metric, tags, stamp, value in points:
+            handle.write(json.dumps({"metric": metric, "tags": dict(tags), "timestamp": stamp, "value": value},
+                                    sort_keys=True) + "\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="OpenTSDB 2.4 HTTP API emulator")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=4242)
+    parser.add_argument("--port", type=int, default=4242, help="0: any free port (see --url-file)")
     parser.add_argument("--enable-chunked", action="store_true", help="accept chunked bodies (tsd.http.request.enable_chunked)")
     parser.add_argument("--max-chunk", type=int, default=4096, help="tsd.http.request.max_chunk")
+    parser.add_argument("--load", action="append", default=[], metavar="FILE",
+                        help="load these points first: JSON lines in the put format, ms timestamps (repeatable)")
+    parser.add_argument("--url-file", metavar="FILE", help="write the URL here once listening")
+    parser.add_argument("--exit-after", type=float, metavar="SECONDS", help="stop after this many seconds")
+    parser.add_argument("--dump", metavar="FILE", help="write every point held at exit, as --load reads them")
     args = parser.parse_args(argv)
     emulator = OpenTSDBEmulator(args.host, args.port, enable_chunked=args.enable_chunked, max_chunk=args.max_chunk)
+    for path in args.load:
+        emulator.add_points(load_points(path))
     emulator.start()
-    print("OpenTSDB emulator on %s (Ctrl-C stops it)" % emulator.url, flush=True)
+    if args.url_file:
+        with open(args.url_file + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(emulator.url + "\n")
+        os.replace(args.url_file + ".tmp", args.url_file)
+    print("OpenTSDB emulator on %s with %d points (Ctrl-C stops it)" % (emulator.url, emulator.count()), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_args: sys.exit(0))
     try:
-        while True:
-            time.sleep(3600)
+        time.sleep(args.exit_after if args.exit_after is not None else 10 ** 9)
     except KeyboardInterrupt:
         pass
     finally:
         emulator.stop()
+        if args.dump:
+            write_points(args.dump, emulator.points())
     return 0
 
 

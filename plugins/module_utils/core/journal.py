@@ -79,10 +79,15 @@ def attempt_step(params, default_name, inputs, check_mode=False):
     return step.attempt(inputs, params["force"], check_mode)
 
 
+# The default state directory of every module (doc fragment ferry.migrate.state, migration_status) and of the
+# roles' *_state_dir variables: run ad hoc without options, migration_status reports what the roles recorded.
+DEFAULT_STATE_DIR = "/srv/ferry/state"
+
+
 def state_argument_spec():
     """The options of the ``ferry.migrate.state`` doc fragment, for a module's argument spec."""
     return dict(
-        state_dir=dict(type="path", default="~/.ferry-migrate/state"),
+        state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
         step=dict(type="str"),
         force=dict(type="bool", default=False),
     )

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import calendar
+import gzip
 import hashlib
 import itertools
 import json
@@ -32,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import Gunzip
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
+    atomic_write_bytes,
     atomic_write_json,
     file_sha256,
     fsync_dir,
@@ -55,6 +57,7 @@ except ImportError:
 
 DATA_SUFFIX = ".jsonl.gz"
 MANIFEST_SUFFIX = ".json"
+SERIES_SUFFIX = ".series.json.gz"  # per-series counts, beside the manifest (which stays small: read at every poll)
 FORMAT_VERSION = 1
 
 _RELATIVE = re.compile(r"^(\d+)(ms|s|m|h|d|w|n|y)-ago$")
@@ -270,6 +273,28 @@ def _number(value):
     return repr(float(value)).encode("ascii")
 
 
+def series_key(tags):
+    """How a series is named in a manifest's per-series counts and matched on a target: its tags (sorted
+    ``(key, value)`` pairs, or a dict) as compact JSON sorted by key, ``{}`` for none. The metric is the key one
+    level up."""
+    return json.dumps(dict(tags), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+_STAMP_KEY = b',"timestamp":'
+
+
+def _prefix_series(prefix):
+    """``(metric, series_key)`` of a :func:`series_prefix` (``{"metric":..,"tags":{..},"timestamp":``)."""
+    head = json.loads(prefix[:-len(_STAMP_KEY)].decode("utf-8") + "}")
+    return head["metric"], series_key(normalize_tags(head.get("tags")))
+
+
+def line_prefix(line):
+    """The :func:`series_prefix` a point line starts with. Inside a JSON string a quote is escaped, so the first
+    ``,"timestamp":`` is the key's."""
+    return line[:line.index(_STAMP_KEY) + len(_STAMP_KEY)]
+
+
 def parse_line(line):
     """The inverse of :func:`point_line` (for verification and tests)."""
     obj = json.loads(line)
@@ -288,6 +313,12 @@ class BatchWriter:
     partial file (``.<name>.jsonl.gz.partial``, a staged file), cuts what came after the checkpoint and goes
     on. ``finish()`` renames the data file into place and writes the manifest last; ``abort()`` keeps the
     partial file for a resume, unless told to remove it.
+
+    The manifest counts points per metric; ``<name>.series.json.gz``, written before it and named in it
+    (``series_file``, with its sha256), counts them per series of each metric (``{metric: {series_key: points}}``,
+    :func:`series_key`, see :func:`read_series`): what verification compares with the target series by series.
+    A resumed writer counts the series of the points it keeps from its partial file (the checkpoint stays
+    small, whatever the number of series).
     """
 
     def __init__(self, directory, name, resume=None, level=1):
@@ -307,6 +338,8 @@ class BatchWriter:
         self._frame_points = 0  # points added since the last frame
         self.pending_bytes = 0  # bytes of add_lines blocks not written yet
         self._prefixes = {}
+        self._series = {}  # series prefix (bytes) -> points
+        self._unknown = set(state.get("unknown_series") or [])  # metrics with points whose series is not known (add_lines of several series)
         if self.offset and not os.path.exists(self.partial):  # zeros in its place would make a corrupt batch
             raise FerryError("%s is gone: batch %s cannot resume (run the step with force to write it again)"
                              % (self.partial, name))
@@ -315,6 +348,8 @@ class BatchWriter:
         self._handle.truncate(self.offset)
         self._handle.seek(0)  # the digest of the data file as written, from what a resumed batch keeps:
         self._digest = sha256_of(self._handle)  # finish() need not read it again
+        if self.offset:
+            self._recount_series()
 
     def add(self, metric, tags, timestamp_ms, value):
         key = (metric, tags)
@@ -322,14 +357,24 @@ class BatchWriter:
         if prefix is None:
             prefix = self._prefixes[key] = series_prefix(metric, tags)
         self._lines.append(point_line(metric, tags, timestamp_ms, value, prefix))
+        self._series[prefix] = self._series.get(prefix, 0) + 1
         self._frame_points += 1
         self.metrics[metric] = self.metrics.get(metric, 0) + 1
         self.first = timestamp_ms if self.first is None else min(self.first, timestamp_ms)
         self.last = timestamp_ms if self.last is None else max(self.last, timestamp_ms)
 
     def add_lines(self, metric, lines, count, first, last):
-        """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms."""
+        """Append ``count`` ready-made lines (``series_lines`` output) of one metric, ``first``/``last`` in ms.
+
+        Lines of one series (what :func:`series_lines` makes) are counted for that series; lines of several
+        leave the metric without per-series counts (verified by its total then)."""
         self._join_lines()
+        if lines:
+            prefix = line_prefix(lines)
+            if lines.count(b"\n" + prefix) == count - 1:
+                self._series[prefix] = self._series.get(prefix, 0) + count
+            else:
+                self._unknown.add(metric)
         self._blocks.append(lines)
         self._frame_points += count
         self.pending_bytes += len(lines)
@@ -364,16 +409,56 @@ class BatchWriter:
             self._lines = []
 
     def checkpoint(self):
-        return {"offset": self.offset, "points": self.points, "first": self.first, "last": self.last,
-                "metrics": dict(self.metrics)}
+        checkpoint = {"offset": self.offset, "points": self.points, "first": self.first, "last": self.last,
+                      "metrics": dict(self.metrics)}
+        if self._unknown:
+            checkpoint["unknown_series"] = sorted(self._unknown)
+        return checkpoint
+
+    def _recount_series(self):
+        """The series counts of the points a resumed batch keeps: its partial file's lines up to the offset."""
+        gunzip = Gunzip(self.partial)
+        rest = b""
+        with open(self.partial, "rb") as raw:
+            left = self.offset
+            while left > 0:
+                chunk = raw.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                for piece in gunzip.pieces(chunk, READ_LIMIT):
+                    lines = (rest + piece).split(b"\n")
+                    rest = lines.pop()
+                    for line in lines:
+                        if line:
+                            prefix = line_prefix(line)
+                            self._series[prefix] = self._series.get(prefix, 0) + 1
+        if rest:
+            prefix = line_prefix(rest)
+            self._series[prefix] = self._series.get(prefix, 0) + 1
+
+    def series_counts(self):
+        """``{metric: {series_key: points}}`` of the points written so far, the metrics without known series left
+        out."""
+        counts = {}
+        for prefix, points in self._series.items():
+            metric, key = _prefix_series(prefix)
+            if metric not in self._unknown:
+                per_metric = counts.setdefault(metric, {})
+                per_metric[key] = per_metric.get(key, 0) + points
+        return counts
 
     def finish(self, extra=None):
         self.end_frame()
         digest = self._digest.hexdigest()
         self._staged.commit(sync=False, sync_dir=False)  # each frame was synced; the manifest syncs the directory
+        series = gzip.compress(json.dumps(self.series_counts(), sort_keys=True, separators=(",", ":"),
+                                          ensure_ascii=False).encode("utf-8"), 1)
+        atomic_write_bytes(os.path.join(self.directory, self.name + SERIES_SUFFIX), series)
         manifest = {"format": FORMAT_VERSION, "name": self.name, "points": self.points, "first_ts": self.first,
                     "last_ts": self.last, "metrics": self.metrics, "bytes": os.path.getsize(self.path),
-                    "sha256": digest}
+                    "sha256": digest, "series_file": {"name": self.name + SERIES_SUFFIX, "sha256": sha256_hex(series),
+                                                      "unknown": sorted(self._unknown)}}
         manifest.update(extra or {})
         atomic_write_json(os.path.join(self.directory, self.name + MANIFEST_SUFFIX), manifest)
         fsync_dir(self.directory)
@@ -429,6 +514,26 @@ def _read_manifest(directory, entry):
         return None, "data file %s holds %d bytes, its manifest says %d" % (manifest["name"] + DATA_SUFFIX, size,
                                                                             manifest["bytes"])
     return manifest, None
+
+
+def read_series(manifest):
+    """``{metric: {series_key: points}}`` of a finished batch, for the metrics whose series were counted; None for a
+    batch without them (an earlier format) or whose series file is gone or changed (then verified per metric)."""
+    info = manifest.get("series_file")
+    if not isinstance(info, dict):
+        return None
+    try:
+        with open(os.path.join(os.path.dirname(manifest["path"]), info["name"]), "rb") as handle:
+            data = handle.read()
+    except (OSError, KeyError, TypeError):
+        return None
+    if sha256_hex(data) != info.get("sha256"):
+        return None
+    return json.loads(gzip.decompress(data).decode("utf-8"))
+
+
+def sha256_hex(data):
+    return hashlib.sha256(data).hexdigest()
 
 
 def problems_text(problems, limit=5):

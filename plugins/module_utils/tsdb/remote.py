@@ -10,8 +10,8 @@ frame ``[a, b)`` is asked as ``start=a, end=b-1`` in ms). OpenTSDB frames are si
 so that no answer kept holds more than ``target_points`` points (see :class:`OpenTSDBSource`); a
 failing query is split in two.
 
-Counting on a target (:func:`count_on_target`) is done by the target itself, one number per metric:
-no point is read back.
+Counting on a target (:func:`count_on_target`, :func:`count_series_on_target`) is done by the target itself,
+one number per metric or per series: no point is read back.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,7 +35,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient impo
     redact_url,
     with_retries,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import is_finite, normalize_tags
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import is_finite, normalize_tags, series_key
 
 MIN_FRAME_MS = 1000
 SUGGEST_START = 10000
@@ -140,6 +140,23 @@ class OpenTSDBSource:
         self.queries += 1
         return sum(int(round(float(value))) for item in series or [] for value in (item.get("dps") or {}).values())
 
+    def count_series(self, metric, first_ms, last_ms, tags=None):
+        """``{series_key: points}`` of ``metric`` stamped in ``[first_ms, last_ms]`` in the series ``tags`` selects
+        (``*`` wildcards, ``a|b``), counted by the TSD: the ``none`` aggregator keeps each series apart, each
+        downsampled to its count over the range (``0all-count``, ``end`` is ``last + 1`` as in
+        :meth:`count_points`)."""
+        body = {"start": first_ms, "end": last_ms + 1, "msResolution": True,
+                "queries": [{"aggregator": "none", "metric": metric, "downsample": "0all-count",
+                             "filters": tag_filters(tags)}]}
+        series = self._call(lambda: self.client.json("POST", "/api/query", body))
+        self.queries += 1
+        counts = {}
+        for item in series or []:
+            key = series_key(normalize_tags(item.get("tags")))
+            counts[key] = counts.get(key, 0) + sum(int(round(float(value)))
+                                                   for value in (item.get("dps") or {}).values())
+        return counts
+
     def _first_length(self, metric, begin_ms, end_ms, filters):
         """The first frame's length: from the metric's density in an earlier batch, else from its count in
         this range; None when it has no point there."""
@@ -233,6 +250,56 @@ class PrometheusSource:
         middle = (first_ms + last_ms) // 2
         return self.count_points(metric, first_ms, middle) + self.count_points(metric, middle + 1, last_ms)
 
+    def count_series(self, metric, first_ms, last_ms, tags=None):
+        """``{series_key: points}`` of ``metric`` stamped in ``[first_ms, last_ms]`` in the series ``tags`` selects,
+        counted by VictoriaMetrics itself (``count_over_time`` per series, one number each); limits as in
+        :meth:`count_points`: a range with too many samples in halves, too many series from the export. A filter
+        on a tag name that is no label name MetricsQL can write (``host.name``) is left out: every series of the
+        metric is counted, and only those sent are compared."""
+        if tags and not all(_LABEL_NAME.match(key) for key in tags):
+            tags = None
+        try:
+            return self._query_series(metric, first_ms, last_ms, tags)
+        except HttpError as exc:
+            if exc.status != 422:
+                raise
+            if "samples" not in exc.server_message:
+                return self.export_series(metric, first_ms, last_ms, tags)
+            if first_ms == last_ms:
+                raise
+        middle = (first_ms + last_ms) // 2
+        counts = self.count_series(metric, first_ms, middle, tags)
+        for key, points in self.count_series(metric, middle + 1, last_ms, tags).items():
+            counts[key] = counts.get(key, 0) + points
+        return counts
+
+    def export_series(self, metric, first_ms, last_ms, tags=None):
+        """:meth:`export_count` per series: each JSON line's ``"metric"`` object (the first key VictoriaMetrics
+        writes; a quote inside a string is escaped, so the first ``,"values":`` ends it) is decoded, not its
+        values."""
+        counts = {}
+        for raw in self._export_body(metric, first_ms, last_ms, tags).splitlines():
+            start = raw.rfind(b'"timestamps":[')
+            if start < 0:
+                continue
+            stamps = raw[start + 14:raw.index(b"]", start)]
+            labels = json.loads(raw[:raw.index(b',"values":')].decode("utf-8") + "}").get("metric") or {}
+            labels.pop("__name__", None)
+            key = series_key(normalize_tags(labels))
+            counts[key] = counts.get(key, 0) + (stamps.count(b",") + 1 if stamps.strip() else 0)
+        return counts
+
+    def _query_series(self, metric, first_ms, last_ms, tags):
+        expression, at = count_query(metric, first_ms, last_ms, tags, per_series=True)
+        answer = self._post("/api/v1/query", "query=%s&time=%d&nocache=1" % (_quote(expression), at))
+        counts = {}
+        for item in json.loads(answer.decode("utf-8"))["data"]["result"]:
+            labels = dict(item["metric"])
+            labels.pop("__name__", None)
+            key = series_key(normalize_tags(labels))
+            counts[key] = counts.get(key, 0) + int(float(item["value"][1]))
+        return counts
+
     def export_count(self, metric, first_ms, last_ms):
         """Points in ``[first_ms, last_ms]`` counted in the export without decoding it: per JSON line, the
         commas of its ``"timestamps"`` array (the last key VictoriaMetrics writes) plus one."""
@@ -270,9 +337,10 @@ class PrometheusSource:
         return status_body[1]
 
 
-def count_query(metric, first_ms, last_ms):
-    """``(expression, time)``: the MetricsQL that counts ``metric``'s points stamped in ``[first, last]``, and
-    the time (whole seconds) to evaluate it at.
+def count_query(metric, first_ms, last_ms, tags=None, per_series=False):
+    """``(expression, time)``: the MetricsQL that counts ``metric``'s points stamped in ``[first, last]`` (in the
+    series ``tags`` selects; summed, or one number per series with ``per_series``), and the time (whole seconds)
+    to evaluate it at.
 
     A rollup window ``[w]`` at time ``t`` holds the samples in ``(t - w, t]``: ``w = last - first + 1`` and
     ``t = last`` make it exactly ``[first, last]``. VictoriaMetrics 1.79 reads a duration as float
@@ -282,9 +350,9 @@ def count_query(metric, first_ms, last_ms):
     """
     at = -(-last_ms // 1000)
     offset = at * 1000 - last_ms
-    window = "%s[%s]%s" % (series_selector(metric), _duration(last_ms - first_ms + 1),
+    window = "%s[%s]%s" % (series_selector(metric, tags), _duration(last_ms - first_ms + 1),
                            " offset " + _duration(offset) if offset else "")
-    return "sum(count_over_time(%s))" % window, at
+    return ("count_over_time(%s)" if per_series else "sum(count_over_time(%s))") % window, at
 
 
 def _duration(ms):
@@ -310,6 +378,7 @@ def series_selector(metric, tags=None):
     return "{%s}" % ",".join(matchers)
 
 
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -504,6 +573,24 @@ def count_on_target(kind, client, metric_ranges, retries=5):
         source.flush()
     return dict((metric, _count(source, metric, first, last))
                 for metric, (first, last) in sorted(metric_ranges.items()))
+
+
+def count_series_on_target(kind, client, metric_specs, retries=5):
+    """Points per series found on the target: ``{metric: {series_key: count}}`` for ``{metric: (first, last,
+    tags)}`` (``tags``: the filter the series were dumped with, or None), counted by the target, one number per
+    series. VictoriaMetrics is asked first to make what it acknowledged searchable, as in :func:`count_on_target`."""
+    source = target_source(kind, client, retries)
+    if kind == "victoriametrics":
+        source.flush()
+    counts = {}
+    for metric, (first, last, tags) in sorted(metric_specs.items()):
+        try:
+            counts[metric] = source.count_series(metric, first, last, tags)
+        except HttpError as exc:
+            if not _no_such_name(exc):  # OpenTSDB: a metric, tag or value never written has no name yet
+                raise FerryError("counting %s on the target failed: %s" % (metric, exc))
+            counts[metric] = {}
+    return counts
 
 
 def _count(source, metric, first_ms, last_ms):

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import os
 import re
 import threading
@@ -39,6 +40,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import 
     SKIP,
     Journal,
 )
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import in_shard
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import (
     BatchWriter,
     batch_name,
@@ -50,10 +52,17 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import (
     plan_batches,
     problems_text,
     read_batch_lines,
+    read_series,
     scan_batches,
     series_prefix,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import PutWriter, Rejected, count_on_target, target_frames
+from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import (
+    PutWriter,
+    Rejected,
+    count_on_target,
+    count_series_on_target,
+    target_frames,
+)
 
 CHECKPOINT_INTERVAL = 1.0
 
@@ -73,11 +82,86 @@ def wait_for_space(path, min_free_bytes, min_free_inodes, timeout, poll=5.0, sle
         sleep(poll)
 
 
-def dump_plan(source, start_ms, stop_ms, interval_ms, prefix="", metrics=None, regex=None):
+def dump_plan(source, start_ms, stop_ms, interval_ms, prefix="", metrics=None, regex=None, shard=(0, 1), dest=None):
+    """The metrics to dump and the batches. With ``shard`` ``(index, count)`` only this shard's metrics: those whose
+    name's CRC-32 (UTF-8 bytes) modulo ``count`` is ``index``, as the RRD converters split a tree
+    (:func:`core.tree.in_shard`), so every host computes the same split of the same list.
+
+    With ``dest``, the time its finished batches cover is left out of the others: a rerun with a later ``stop``
+    (``now`` by default) plans ``[last stop, new stop)`` rather than the last partial batch again under another
+    name, whose points the restore would send a second time."""
     names = source.list_metrics(prefix, metrics, regex)
+    mine = [name for name in names if in_shard(name, shard[0], shard[1])]
     batches = plan_batches(start_ms, stop_ms, interval_ms)
-    return {"metrics": names, "batches": [batch_name(a, b) for a, b in batches], "ranges": batches,
+    if dest is not None and os.path.isdir(dest):
+        batches = uncovered(batches, [(m["begin_ms"], m["end_ms"]) for m in finished_batches(dest)
+                                      if isinstance(m.get("begin_ms"), int) and isinstance(m.get("end_ms"), int)])
+    return {"metrics": mine, "listed": len(names), "shard": list(shard),
+            "batches": [batch_name(a, b) for a, b in batches], "ranges": batches,
             "start": iso(start_ms), "stop": iso(stop_ms)}
+
+
+def uncovered(ranges, covered):
+    """``ranges`` (half-open ``(begin, end)``) with what ``covered`` covers left out; a range covered exactly stays as
+    it is (its finished batch has its name: the dump skips it). Linear in both after sorting."""
+    exact = set(covered)
+    merged = []
+    for begin, end in sorted(covered):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    starts = [begin for begin, _end in merged]
+    out = []
+    for begin, end in ranges:
+        if (begin, end) in exact:
+            out.append((begin, end))
+            continue
+        cursor = begin
+        position = max(0, bisect.bisect_right(starts, begin) - 1)
+        while cursor < end and position < len(merged):
+            cover_begin, cover_end = merged[position]
+            if cover_end <= cursor:
+                position += 1
+                continue
+            if cover_begin >= end:
+                break
+            if cover_begin > cursor:
+                out.append((cursor, cover_begin))
+            cursor = max(cursor, cover_end)
+            position += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out
+
+
+def selection(tags, shard):
+    """What a dump's manifests record of how its points were chosen besides the metric list: the tag filter and
+    the shard. Verification counts with the same filter; a dump refuses batches of another selection."""
+    return {"tags": dict(tags or {}), "shard": list(shard)}
+
+
+def foreign_batches(dest, wanted):
+    """Finished batches in ``dest`` dumped with another :func:`selection` than ``wanted`` (another shard or tag
+    filter): their names would pass for this dump's, and their points are not this dump's."""
+    if not os.path.isdir(dest):
+        return []
+    return [(m["name"], m["selection"]) for m in finished_batches(dest)
+            if isinstance(m.get("selection"), dict) and m["selection"] != wanted]
+
+
+def check_selection(dest, wanted):
+    """Fail, naming them, when ``dest`` holds batches of another selection (see :func:`foreign_batches`)."""
+    foreign = foreign_batches(dest, wanted)
+    if foreign:
+        name, other = foreign[0]
+        raise FerryError("%s holds %d batch(es) dumped with another selection (%s: shard %s of %s, tags %s) than this "
+                         "dump's (shard %s of %s, tags %s): their names would pass for this dump's batches. Dump into "
+                         "another dest (and state_dir), or move them away; a transfer keeps its number of workers and "
+                         "its tags from start to end"
+                         % (dest, len(foreign), name, other.get("shard", ["?", "?"])[0],
+                            other.get("shard", ["?", "?"])[-1], other.get("tags"), wanted["shard"][0],
+                            wanted["shard"][1], wanted["tags"]))
 
 
 def dump(source, dest, plan, tags=None, step=None, checkpoint=None, min_free_bytes=None, min_free_inodes=0,
@@ -86,9 +170,12 @@ def dump(source, dest, plan, tags=None, step=None, checkpoint=None, min_free_byt
 
     With ``min_free_bytes`` (and ``min_free_inodes``) the dump waits before each batch until ``dest``'s file
     system has that much room, and fails after ``space_timeout`` seconds. ``step`` (a running journal step)
-    records progress and checkpoints, and its STOP file ends the dump after the current batch.
+    records progress and checkpoints, and its STOP file ends the dump after the current batch. Each manifest
+    records the :func:`selection` (``tags`` and the plan's shard).
     """
     os.makedirs(dest, exist_ok=True)
+    chosen = selection(tags, plan.get("shard") or (0, 1))
+    check_selection(dest, chosen)
     done = set(m["name"] for m in finished_batches(dest))
     totals = {"batches_written": 0, "batches_skipped": 0, "points": 0, "queries": 0}
     for index, (begin, end) in enumerate(plan["ranges"]):
@@ -102,7 +189,7 @@ def dump(source, dest, plan, tags=None, step=None, checkpoint=None, min_free_byt
         if min_free_bytes is not None:
             wait_for_space(dest, min_free_bytes, min_free_inodes, space_timeout)
         resume = checkpoint if checkpoint and checkpoint.get("batch") == name else None
-        manifest = _dump_batch(source, dest, name, begin, end, plan["metrics"], tags, step, resume)
+        manifest = _dump_batch(source, dest, name, begin, end, plan["metrics"], tags, step, resume, chosen)
         checkpoint = None
         totals["batches_written"] += 1
         totals["points"] += manifest["points"]
@@ -118,7 +205,7 @@ def missing_batches(dest, plan):
     return [name for name in plan["batches"] if name not in done]
 
 
-def _dump_batch(source, dest, name, begin, end, metrics, tags, step, resume):
+def _dump_batch(source, dest, name, begin, end, metrics, tags, step, resume, chosen):
     writer = BatchWriter(dest, name, resume=resume and resume["writer"])
     first_metric = resume["metric"] if resume else 0
     try:
@@ -136,7 +223,7 @@ def _dump_batch(source, dest, name, begin, end, metrics, tags, step, resume):
     except BaseException:
         writer.abort()
         raise
-    return writer.finish({"begin_ms": begin, "end_ms": end, "begin": iso(begin), "end": iso(end)})
+    return writer.finish({"begin_ms": begin, "end_ms": end, "begin": iso(begin), "end": iso(end), "selection": chosen})
 
 
 # OpenTSDB's HTTP layer hands bodies over 8 KiB to its chunked-request path, refused by default.
@@ -194,27 +281,43 @@ def restore_step(params, check_mode, src, name, follow=None):
 
     The step's identity is its source directory and target; what it sent is its ledger (kept through reruns),
     so new batches are sent and no batch twice whatever else changes. A verification that found points
-    missing is remembered: the next run resends exactly the points the target lacks.
+    missing is remembered: the next run resends exactly the points the target lacks. The record of a complete
+    run keeps its verification's summary: a run that skips says what was verified then.
+
+    Check mode decides as a real run does and says what it would do: ``changed`` when there are batches to send,
+    points to resend, a followed dump that is not complete or will run again (it will write batches), or no batch
+    yet (an earlier task writes them). A missing ``src`` is an empty one in check mode, and when a dump is followed
+    (the dump creates it).
+
+    ``params["wait_after_attempt"]`` (with ``follow``): the followed dump's record of that attempt number or an
+    older one belongs to an earlier run, and this run's dump is about to start: wait for it rather than take an
+    earlier run's end for this one's (a role starts the dump and the restore at once; the dump records its start
+    only once it has listed the metrics).
     """
     step = Journal(params["state_dir"], create=not check_mode).step(name)
-    plan = restore_plan(src)
+    plan = restore_plan(src, missing_ok=bool(follow) or check_mode)
     max_bytes, max_points = request_size_limit(params), params["points_per_request"]
     attempt = step.attempt({"src": os.path.abspath(src), "url": redact_url(params["url"]), "kind": params["kind"]},
                            params["force"], check_mode)
     saved = {} if attempt.decision == RUN else _saved_checkpoint(attempt.record)
     pending = unsent(plan, saved.get("sent") or {})
-    if attempt.decision == SKIP and (pending or plan["problems"] or saved.get("short")
-                                     or (follow and (step.journal.step(follow).record() or {}).get("status") != COMPLETE)):
+    after = params.get("wait_after_attempt") if follow else None
+    dump_open = bool(follow) and _dump_open(step.journal.step(follow).record(), after)
+    if attempt.decision == SKIP and (pending or plan["problems"] or saved.get("short") or dump_open):
         attempt.decision = RESUME  # complete, and there is more: new batches, or the dump it follows runs again
     result = {"decision": attempt.decision, "points": plan["points"], "batches": len(plan["batches"]),
               "pending_batches": len(pending), "request_size_limit": max_bytes}
-    if not attempt.runs:
-        result["changed"] = attempt.decision != SKIP
+    if attempt.decision == SKIP:
+        result.update(_earlier(attempt.record), changed=False)
+        return result
+    if check_mode:
+        result["pending_points"] = sum(m["points"] for m in pending)
+        result["changed"] = bool(pending or saved.get("short") or dump_open or not plan["batches"])
         return result
     if not plan["batches"] and not plan["problems"] and not follow:
         raise FerryError("%s holds no finished batch: nothing to restore (is it the dump's dest?)" % src)
     writer = put_writer(params)
-    watch = DumpWatch(step.journal, follow, params["wait_timeout"]) if follow else None
+    watch = DumpWatch(step.journal, follow, params["wait_timeout"], after) if follow else None
     with attempt.running(unit="batches"):
         counts, plan, sent = restore(src, writer, max_bytes, max_points, step, saved, batch_attempts=params["batch_attempts"],
                                      follow=watch.running if watch else None, poll_interval=params.get("poll_interval"))
@@ -228,9 +331,33 @@ def restore_step(params, check_mode, src, name, follow=None):
                                                   max_points)
             result["verification"] = _verify_step(params, client, plan, step, sent)
         step.complete(counts={"points": plan["points"], "sent": counts["points"], "requests": counts["requests"]},
-                      result={"sent": sent})
+                      result={"sent": sent, "verification": verification_summary(result.get("verification"))})
     result["changed"] = counts["points"] > 0 or bool(result.get("resent", {}).get("points"))
     return result
+
+
+SUMMARY_KEYS = ("metrics", "series", "expected_points", "found_points", "values_checked")
+
+
+def verification_summary(report):
+    """What a complete restore's record keeps of its verification (None: not verified): the counts, not the
+    per-metric details."""
+    if report is None:
+        return None
+    return dict((key, report[key]) for key in SUMMARY_KEYS if key in report)
+
+
+def _dump_open(record, after=None):
+    """Whether a followed dump will write more: its record is not complete, or is an earlier run's (``after``)."""
+    record = record or {}
+    return record.get("status") != COMPLETE or (after is not None and (record.get("attempt") or 0) <= after)
+
+
+def _earlier(record):
+    """What a skipped restore reports of the run that completed it: when, and what its verification found."""
+    record = record or {}
+    return {"complete_earlier": record.get("ended"),
+            "verified_then": (record.get("result") or {}).get("verification")}
 
 
 def _saved_checkpoint(record):
@@ -280,14 +407,43 @@ def _missing_lines(kind, client, manifest, metric):
     return missing
 
 
-def restore_plan(source_dir):
-    manifests, problems = scan_batches(source_dir)
-    metrics = {}
+def restore_plan(source_dir, missing_ok=False):
+    """The finished batches of ``source_dir`` and what they hold: points per metric (``metrics``) and the tag filter
+    each metric was dumped with when all its batches agree (``filters``). ``missing_ok``: a directory that does
+    not exist yet is empty (a followed dump creates it). Per-series counts are read when verifying
+    (:func:`plan_series`): the restore reads the manifests again at every poll."""
+    if missing_ok and not os.path.isdir(source_dir):
+        manifests, problems = [], []
+    else:
+        manifests, problems = scan_batches(source_dir)
+    metrics, filters = {}, {}
     for manifest in manifests:
+        chosen = manifest.get("selection") if isinstance(manifest.get("selection"), dict) else {}
+        tags = chosen.get("tags") or {}
         for metric, count in manifest["metrics"].items():
             metrics[metric] = metrics.get(metric, 0) + count
+            filters[metric] = tags if filters.get(metric, tags) == tags else {}
     return {"batches": manifests, "points": sum(m["points"] for m in manifests), "metrics": metrics,
-            "problems": problems}
+            "filters": dict((m, f) for m, f in filters.items() if f), "problems": problems}
+
+
+def plan_series(plan):
+    """``{metric: {series_key: points}}`` over the batches of ``plan``, for the metrics whose every batch counted
+    its series (:func:`points.read_series`); the others are verified per metric. One batch's counts in memory at a
+    time, besides the sums."""
+    series, unknown = {}, set()
+    for manifest in plan["batches"]:
+        counted = read_series(manifest) or {}
+        for metric in manifest["metrics"]:
+            if metric in unknown or metric not in counted:
+                unknown.add(metric)
+                continue
+            per_series = series.setdefault(metric, {})
+            for key, points in counted[metric].items():
+                per_series[key] = per_series.get(key, 0) + points
+    for metric in unknown:
+        series.pop(metric, None)
+    return series
 
 
 def unsent(plan, sent):
@@ -315,7 +471,7 @@ def restore(source_dir, writer, max_bytes, max_points, step=None, checkpoint=Non
     started = time.monotonic()
     while True:
         dumping = follow is not None and follow()
-        plan = restore_plan(source_dir)
+        plan = restore_plan(source_dir, missing_ok=dumping)
         if plan["problems"] and not dumping:
             raise FerryError("%d batch(es) in %s cannot be restored as they are: %s. Run the dump again (it writes "
                              "them anew) or move them away"
@@ -353,21 +509,24 @@ class DumpWatch:
 
     A dump record that is interrupted or failed when the restore starts belongs to an earlier run: the
     restore waits for the dump to run again (the usual rerun of a pipelined transfer starts both) rather than
-    take it as the end. One that stops running while the restore follows it has died: the restore ends with
+    take it as the end; so does a record of attempt ``after`` or older, whatever its status (the caller knows the
+    dump runs again). One that stops running while the restore follows it has died: the restore ends with
     what was finished and fails naming the dump's state.
     """
 
-    def __init__(self, journal, name, timeout):
+    def __init__(self, journal, name, timeout, after=None):
         self.step = journal.step(name)
         self.name = name
         self.timeout = timeout
+        self.after = after
         self.started = time.monotonic()
         record = self.step.record()
         self.stale = _attempt(record) if record and record["status"] in (FAILED, INTERRUPTED) else None
 
     def running(self):
         record = self.step.record()
-        if record is None or _attempt(record) == self.stale:
+        if (record is None or _attempt(record) == self.stale
+                or (self.after is not None and (record.get("attempt") or 0) <= self.after)):
             if time.monotonic() - self.started > self.timeout:
                 raise FerryError("step %s has not %s after %d s: is the dump running with this state_dir?"
                                  % (self.name, "started" if record is None else
@@ -465,28 +624,40 @@ def checkpoint_of(state, **extra):
 
 
 def verify(kind, client, plan, timeout=30.0, poll=1.0):
-    """Compare per-metric counts on the target with the batches'; a shortfall raises naming metrics.
+    """Compare the counts on the target with the batches'; a shortfall raises naming metrics and series.
 
-    Targets make points visible with a delay: counts are read again until they match or ``timeout``.
+    A metric whose batches counted their series (``plan["series"]``) is counted series by series on the target
+    (with the dump's tag filter, ``plan["filters"]``), and each series sent must be there with at least as many
+    points: points of other series (another host's, written before) can neither hide a shortfall nor count.
+    Other metrics (batches of an older format) are counted as a whole. The target counts, one number per series:
+    no point is read back. Targets make points visible with a delay: counts are read again until they match or
+    ``timeout``.
     """
     expected = plan["metrics"]
+    by_series = plan["series"] if "series" in plan else plan_series(plan)
+    filters = plan.get("filters") or {}
     ranges = {}
     for manifest in plan["batches"]:
         for metric in manifest["metrics"]:
             first, last = ranges.get(metric, (manifest["first_ts"], manifest["last_ts"]))
             ranges[metric] = (min(first, manifest["first_ts"]), max(last, manifest["last_ts"]))
+    whole = dict((m, ranges[m]) for m in expected if m not in by_series)
+    parts = dict((m, ranges[m] + (filters.get(m),)) for m in expected if m in by_series)
     deadline = time.monotonic() + timeout
     while True:
-        found = count_on_target(kind, client, ranges)
-        short = dict((m, (expected[m], found.get(m, 0))) for m in expected if found.get(m, 0) < expected[m])
-        if not short or time.monotonic() >= deadline:
+        found = count_on_target(kind, client, whole) if whole else {}
+        found_series = count_series_on_target(kind, client, parts) if parts else {}
+        tally = _tally(expected, by_series, found, found_series)
+        if not tally["short"] or time.monotonic() >= deadline:
             break
         time.sleep(poll)
-    extra = dict((m, (expected[m], found[m])) for m in expected if found.get(m, 0) > expected[m])
-    report = {"metrics": len(expected), "expected_points": sum(expected.values()),
-              "found_points": sum(found.values()), "short": short, "extra": extra}
+    report = {"metrics": len(expected), "series": sum(len(counts) for counts in by_series.values()),
+              "expected_points": sum(expected.values()), "found_points": tally["found_points"],
+              "short": tally["short"], "short_series": tally["short_series"], "extra": tally["extra"]}
+    short = tally["short"]
     if short:
-        names = ", ".join("%s (%d of %d, %s to %s)" % (m, got, want, iso(ranges[m][0]), iso(ranges[m][1]))
+        names = ", ".join("%s (%d of %d, %s to %s%s)" % (m, got, want, iso(ranges[m][0]), iso(ranges[m][1]),
+                                                         _series_text(tally["short_series"].get(m)))
                           for m, (want, got) in sorted(short.items())[:20])
         raise VerificationFailed("verification failed: the target holds fewer points than were sent for %d metric(s): "
                                  "%s. The target acknowledged every one: %s. Run the restore again: it reads these "
@@ -494,6 +665,45 @@ def verify(kind, client, plan, timeout=30.0, poll=1.0):
                                  % (len(short), names, why_short(kind, client, min(ranges[m][0] for m in short))),
                                  report)
     return report
+
+
+SERIES_SAMPLE = 5  # short series named per metric, in the message and the report
+
+
+def _tally(expected, by_series, found, found_series):
+    """Shortfalls and excesses: per metric for those counted whole, per series for the others (a metric is short
+    by the points its series lack, whatever other series hold)."""
+    short, short_series, extra, found_points = {}, {}, {}, 0
+    for metric, want in expected.items():
+        if metric not in by_series:
+            got = found.get(metric, 0)
+            found_points += got
+            if got < want:
+                short[metric] = (want, got)
+            elif got > want:
+                extra[metric] = (want, got)
+            continue
+        on_target = found_series.get(metric) or {}
+        lacking, kept, seen = {}, 0, 0
+        for key, count in sorted(by_series[metric].items()):
+            there = on_target.get(key, 0)
+            seen += there
+            kept += min(there, count)
+            if there < count:
+                lacking[key] = (count, there)
+        found_points += seen
+        if lacking:
+            short[metric] = (want, kept)
+            short_series[metric] = dict(sorted(lacking.items())[:SERIES_SAMPLE])
+        elif seen > want:
+            extra[metric] = (want, seen)
+    return {"short": short, "short_series": short_series, "extra": extra, "found_points": found_points}
+
+
+def _series_text(lacking):
+    if not lacking:
+        return ""
+    return "; series " + ", ".join("%s %d of %d" % (key, got, want) for key, (want, got) in lacking.items())
 
 
 def why_short(kind, client, first_ms, now_ms=None):

@@ -197,7 +197,8 @@ def test_batch_roundtrip_and_manifest(tmp_path):
     assert manifest["first_ts"] == 0 and manifest["last_ts"] == 99
     found = finished_batches(str(tmp_path))
     assert [parse_line(line) for line in read_batch_lines(found[0])] == points
-    assert sorted(os.listdir(str(tmp_path))) == [batch_name(0, 1000) + ".json", batch_name(0, 1000) + ".jsonl.gz"]
+    assert sorted(os.listdir(str(tmp_path))) == [batch_name(0, 1000) + ".json", batch_name(0, 1000) + ".jsonl.gz",
+                                                 batch_name(0, 1000) + ".series.json.gz"]
 
 
 def test_resumed_batch_cuts_what_came_after_the_checkpoint(tmp_path):
