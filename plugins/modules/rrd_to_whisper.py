@@ -77,10 +77,27 @@ options:
         C({rrd_path: {ds: {metric: m, scale: f}}})) file naming the metrics. A metric given without a data
         source is the file's prefix, the data source name is appended. Paths are relative to O(src) or
         absolute under it. A scale multiplies the values, for the sensors NAV 3 stored unscaled. C(docs/nav.md)
-        shows the SQL that makes the file from NAV's database.
+        shows the SQL that makes the file from NAV's database (C(COPY ... CSV): a path holding a comma is quoted;
+        an unquoted path holding commas is still read, up to the field ending in C(.rrd)). A bad row fails the
+        task naming its line and the forms expected.
       - Without it, a data source's metric is C(<metric_prefix>.<dir>...<rrd name>.<ds>), each element
         escaped like NAV does (C(.), C(/), space, parentheses and commas become C(_)).
     type: path
+  mapping_root:
+    description:
+      - The directory the absolute paths of O(mapping_file) are under, as the file names it. NAV stores them
+        absolute on the NAV 3 host (C(/var/lib/nav/rrd/...)); when O(src) is a copy of that tree on another host,
+        or its dumps, give the NAV 3 host's RRD directory here.
+      - Defaults to O(src).
+    type: path
+  validate_only:
+    description:
+      - Only check the options and return, reading no RRD file and writing nothing - the mapping file (parsed
+        whole), the storage rules, O(metric_prefix), O(mode), O(owner) and O(group) on this host, the numeric
+        options and the shard. O(src) need not exist yet. Used before any data is moved (the role
+        C(ferry.migrate.rrd_to_graphite) does it before shipping a tree).
+    type: bool
+    default: false
   unmapped:
     description:
       - What to do with data sources O(mapping_file) does not name. C(default) names them as without a
@@ -194,6 +211,10 @@ report:
   description: JSON-lines file listing every failure, warning and skip of the step.
   returned: when the step ran
   type: str
+mapping_entries:
+  description: Entries of O(mapping_file) (data sources or files named), C(0) without one.
+  returned: with O(validate_only)
+  type: int
 files_pending:
   description: Files this run would convert.
   returned: in check mode
@@ -205,7 +226,8 @@ workers:
 decision:
   description:
     - C(run), C(resume) (the step was interrupted or failed), C(skip) (complete, nothing new), or C(update)
-      (complete, but files were added to O(src) since, or changed for M(ferry.migrate.rrd_to_whisper)).
+      (complete, but files were added to O(src) since, or changed for M(ferry.migrate.rrd_to_whisper));
+      C(validate) with O(validate_only).
   returned: always
   type: str
 """
@@ -215,7 +237,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, exit_with, file_sha256
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, exit_with, file_sha256
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import parse_mode, resolve_owner
 from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import DoneLog
@@ -234,21 +256,30 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd.whisper import R
 
 
 def run(params, check_mode):
-    check_paths(params, ("src", "dest", "files", "mapping_file", "storage_schemas", "storage_aggregation", "state_dir"))
+    check_paths(params, ("src", "dest", "files", "mapping_file", "mapping_root", "storage_schemas", "storage_aggregation",
+                         "state_dir"))
     check_numbers(params)
-    mapping = load_mapping(params["mapping_file"], params["src"]) if params["mapping_file"] else None
+    root = params["mapping_root"] or params["src"]
+    mapping = load_mapping(params["mapping_file"], root) if params["mapping_file"] else None
     names = NavNames(params["metric_prefix"], mapping, params["unmapped"])
     rules = Rules(params["storage_schemas"], params["storage_aggregation"])
     mode = parse_mode(params["mode"])
     job = WhisperJob(params["src"], params["dest"], names, rules, tuple(params["consolidations"]), params["counters"],
                      resolve_owner(params["owner"], params["group"]), mode, mode | (mode & 0o444) >> 2,
                      min_free=params["min_free_mb"] << 20)
+    if params["validate_only"]:
+        if not 0 <= params["shard_index"] < params["shard_count"]:
+            raise FerryError("shard_index must be in [0, shard_count): got %d of %d"
+                             % (params["shard_index"], params["shard_count"]))
+        return {"changed": False, "decision": "validate", "mapping_entries": len(mapping or ())}
     # the files' contents, not their names: an edited mapping or schema makes the step run again
     digests = [file_sha256(path) if path else None
                for path in (params["mapping_file"], params["storage_schemas"], params["storage_aggregation"])]
     inputs = {"dest": os.path.abspath(params["dest"]), "names": (params["metric_prefix"], params["unmapped"]),
               "consolidations": params["consolidations"], "contents": digests, "mode": mode,
               "owner": (params["owner"], params["group"])}
+    if params["mapping_root"]:  # only when given: the fingerprint of earlier runs stays the same
+        inputs["mapping_root"] = os.path.abspath(root)
     conversion = prepare(params, check_mode, inputs, "rrd_to_whisper",
                          lambda path: (DoneLog.read(path + ".done"), DoneLog.read(path + ".done", failed=True)))
     if not conversion.attempt.runs:  # skip, or check mode (the files pending counted)
@@ -266,6 +297,8 @@ def argument_spec():
         dest=dict(type="path", required=True),
         metric_prefix=dict(type="str", default=""),
         mapping_file=dict(type="path"),
+        mapping_root=dict(type="path"),
+        validate_only=dict(type="bool", default=False),
         unmapped=dict(type="str", default="default", choices=["default", "skip"]),
         consolidations=dict(type="list", elements="str", default=["AVERAGE"], choices=["AVERAGE", "MIN", "MAX", "LAST"]),
         storage_schemas=dict(type="path"),
@@ -281,7 +314,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if needs_binding(module.params):
+    if not module.params["validate_only"] and needs_binding(module.params):
         module.fail_json(msg=missing_required_lib("rrdtool"), exception=rrd.RRDTOOL_IMPORT_ERROR)
     exit_with(module, lambda: run(module.params, module.check_mode), conversion_warnings)
 

@@ -45,7 +45,10 @@ def load_mapping(path, root):
 
     CSV rows ``rrd_path,metric``, ``rrd_path,ds,metric`` or ``rrd_path,ds,metric,scale`` (a header row
     naming ``metric`` is skipped); YAML ``{rrd_path: metric}``, ``{rrd_path: {ds: metric}}`` or
-    ``{rrd_path: {ds: {metric: m, scale: f}}}``. Absolute paths under ``root`` are made relative to it.
+    ``{rrd_path: {ds: {metric: m, scale: f}}}``. Absolute paths under ``root`` are made relative to it: ``root``
+    is the RRD directory as the paths in the file name it (NAV stores them absolute, on the NAV 3 host), which
+    need not be the tree converted (a copy of it on another host, or its dumps). A path naming a dump
+    (``x.rrd.xml.gz``) names its RRD.
     A metric given for a file without a DS is the file's prefix: its data sources are appended. A scale
     multiplies the values (NAV 4 stores sensors scaled by their precision, NAV 3 did not).
     """
@@ -60,7 +63,7 @@ def load_mapping(path, root):
     for rrd_path, ds, metric, scale in entries:
         if os.path.isabs(rrd_path):
             rrd_path = os.path.relpath(rrd_path, root)
-        key = (os.path.normpath(rrd_path), ds or "")
+        key = (_mapping_key(rrd_path), ds or "")
         if key in mapping and mapping[key] != metric:
             raise FerryError("mapping file %s maps %s%s twice (%s, %s)"
                              % (path, rrd_path, " ds " + ds if ds else "", mapping[key], metric))
@@ -80,10 +83,28 @@ def _scale(path, rrd_path, text):
     return factor
 
 
+_CSV_FORMS = "rrd_path,metric or rrd_path,ds,metric[,scale]"
+_RRD_SUFFIXES = (".rrd", ".rrd.xml", ".rrd.xml.gz")
+
+
 def _csv_mapping(path, text):
+    """Rows of a CSV mapping file: quoted fields as the csv module (and PostgreSQL's ``COPY ... CSV``) write
+    them, so a path may hold commas (NAV's ``sensors (chassis 1, slot 0)``) or quotes; unquoted files keep
+    working, also ``psql -At -F,`` output whose paths hold commas (see :func:`_rejoin_path`). A bad row
+    raises naming the line it starts on and the forms expected."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header_seen = False
-    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        row = [cell.strip() for cell in row]
+    number = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise FerryError("mapping file %s line %d: %s; expected %s (quote a field holding a comma or a "
+                             "quote, doubling the quotes inside)" % (path, number, exc, _CSV_FORMS))
+        first_line, number = number, reader.line_num + 1
+        row = [cell.strip() for cell in _rejoin_path(row)]
         if not row or not any(row) or row[0].startswith("#"):
             continue
         first_row, header_seen = not header_seen, True
@@ -94,9 +115,22 @@ def _csv_mapping(path, text):
         if len(row) == 3:
             row.append("")
         if len(row) != 4 or not row[0] or not row[2]:
-            raise FerryError("mapping file %s line %d: expected rrd_path,metric or rrd_path,ds,metric[,scale]"
-                             % (path, number))
+            raise FerryError("mapping file %s line %d: expected %s, got %d field(s)%s"
+                             % (path, first_line, _CSV_FORMS, len(row),
+                                " (a path holding a comma must be quoted: \"a, b/c.rrd\")" if len(row) > 4 else ""))
         yield tuple(row)
+
+
+def _rejoin_path(row):
+    """An unquoted path holding commas split into several fields, joined again: the path is the first fields
+    up to the one ending in ``.rrd`` (or ``.rrd.xml[.gz]``), since NAV's data source names, metrics and
+    scales hold no comma. A row whose first field names an RRD, or with no field naming one, is left as it is."""
+    if not row or row[0].strip().endswith(_RRD_SUFFIXES):
+        return row
+    for index, cell in enumerate(row[1:], 1):
+        if cell.strip().endswith(_RRD_SUFFIXES):
+            return [",".join(row[:index + 1])] + row[index + 1:]
+    return row
 
 
 def _yaml_mapping(path, text):

@@ -125,6 +125,74 @@ def test_bad_csv_row_names_its_line(tmp_path, bad_row):
         load_mapping(path, str(tmp_path))
 
 
+# What PostgreSQL's COPY (...) TO STDOUT WITH (FORMAT csv, HEADER) wrote for docs/nav.md's query on NAV 3's tables
+# (PostgreSQL 15): paths holding commas quoted, a quote inside a field doubled, NULL scales empty.
+NAV_COPY_CSV = "\n".join([
+    'rrd_path,ds,metric,scale',
+    '"/var/lib/nav/rrd/sw-01.oslo.example.org/ports/Port-channel 2 (sw-02.oslo, lacp).rrd",ds0,'
+    'nav.devices.sw-01_oslo_example_org.ports.Port-channel_2__sw-02_oslo__lacp_.ifInOctets,',
+    '/var/lib/nav/rrd/sw-01.oslo.example.org/ports/Gi0_1.rrd,ds0,nav.devices.sw-01_oslo_example_org.ports.Gi0_1.ifInErrors,',
+    '"/var/lib/nav/rrd/sw-01.oslo.example.org/sensors (chassis 1, slot 0)/temperature.rrd",ds0,'
+    '"nav.devices.sw-01_oslo_example_org.sensors.inlet_""A""",0.1',
+]) + "\n"
+
+
+def test_quoted_csv_as_postgresql_copy_writes_it(tmp_path):
+    """docs/nav.md's query writes CSV with COPY: a path holding commas is one quoted field."""
+    mapping = load_mapping(write(tmp_path / "nav-metrics.csv", NAV_COPY_CSV), "/var/lib/nav/rrd")
+    sensors = "sw-01.oslo.example.org/sensors (chassis 1, slot 0)/temperature.rrd"
+    assert mapping == {
+        ("sw-01.oslo.example.org/ports/Port-channel 2 (sw-02.oslo, lacp).rrd", "ds0"):
+            "nav.devices.sw-01_oslo_example_org.ports.Port-channel_2__sw-02_oslo__lacp_.ifInOctets",
+        ("sw-01.oslo.example.org/ports/Gi0_1.rrd", "ds0"): "nav.devices.sw-01_oslo_example_org.ports.Gi0_1.ifInErrors",
+        (sensors, "ds0"): 'nav.devices.sw-01_oslo_example_org.sensors.inlet_"A"',
+    }
+    assert mapping.scales == {(sensors, "ds0"): 0.1}
+    assert NavNames("", mapping).scale(sensors, "ds0") == 0.1
+
+
+def test_unquoted_paths_holding_commas_are_joined_again(tmp_path):
+    """A file from the old guide's psql -At -F, (nothing quoted): the path is the fields up to the one ending in .rrd."""
+    text = "\n".join([
+        "/var/lib/nav/rrd/sw1/sensors (chassis 1, slot 0)/temperature.rrd,ds0,nav.devices.sw1.sensors.t,0.1",
+        "sw1/ports/xe-1_0_0 (core, uplink).rrd,nav.devices.sw1.ports.xe",
+        "sw1/ports/a, b, c.rrd.xml.gz,ds1,nav.abc,",
+        "sw1/cpu.rrd,ds0,nav.devices.sw1.cpu",
+    ]) + "\n"
+    mapping = load_mapping(write(tmp_path / "old.csv", text), "/var/lib/nav/rrd")
+    assert mapping == {
+        ("sw1/sensors (chassis 1, slot 0)/temperature.rrd", "ds0"): "nav.devices.sw1.sensors.t",
+        ("sw1/ports/xe-1_0_0 (core, uplink).rrd", ""): "nav.devices.sw1.ports.xe",
+        ("sw1/ports/a, b, c.rrd", "ds1"): "nav.abc",  # a dump's name keys its RRD
+        ("sw1/cpu.rrd", "ds0"): "nav.devices.sw1.cpu",
+    }
+    assert mapping.scales == {("sw1/sensors (chassis 1, slot 0)/temperature.rrd", "ds0"): 0.1}
+
+
+def test_bad_rows_are_named_by_the_line_they_start_on(tmp_path):
+    """A quoted field may span lines: the line named is the file's, not the row's number."""
+    text = 'rrd_path,ds,metric\n"a\nb.rrd",ds0,nav.a\nc.rrd,ds0,nav.c\nd.rrd,ds0,nav.d,1,extra\n'
+    with pytest.raises(FerryError, match=r"line 5: expected rrd_path,metric or rrd_path,ds,metric\[,scale\], got 5 field"):
+        load_mapping(write(tmp_path / "map.csv", text), str(tmp_path))
+
+
+@pytest.mark.parametrize("text, line", [
+    ('rrd_path,ds,metric\na.rrd,ds0,nav.a\n"b.rrd,ds0,nav.b\nc.rrd,ds0,nav.c\n', 3),  # never closed
+    ('rrd_path,ds,metric\n"a.rrd"x,ds0,nav.a\n', 2),  # text after the closing quote
+])
+def test_broken_quoting_is_refused_naming_its_line(tmp_path, text, line):
+    with pytest.raises(FerryError, match=r"line %d: .*expected rrd_path,metric or rrd_path,ds,metric.*quote" % line):
+        load_mapping(write(tmp_path / "map.csv", text), str(tmp_path))
+
+
+def test_absolute_paths_are_under_the_root_given_not_the_tree_converted(tmp_path):
+    """NAV stores the NAV 3 host's paths: converted elsewhere (shipped, dumped), they are still under that root."""
+    path = write(tmp_path / "map.csv", "/var/lib/nav/rrd/sw1/cpu.rrd,ds0,nav.cpu\n")
+    assert load_mapping(path, "/var/lib/nav/rrd") == {("sw1/cpu.rrd", "ds0"): "nav.cpu"}
+    names = NavNames(mapping=load_mapping(path, "/var/lib/nav/rrd"), unmapped="skip")
+    assert names.metric("sw1/cpu.rrd.xml.gz", "ds0") == "nav.cpu"
+
+
 def test_scales_from_csv_and_yaml(tmp_path):
     """NAV 3 stored sensor readings unscaled (314 for 31.4 C); a fourth column or a scale key fixes them."""
     csv_map = load_mapping(write(tmp_path / "map.csv", "s.rrd,ds0,nav.t,0.1\ns.rrd,ds1,nav.u\n"), str(tmp_path))

@@ -130,6 +130,48 @@ def test_whisper_mapping_file_names_binary_and_dumped_files(nav, tmp_path):
     assert rrd_to_whisper.run(args, False)["decision"] == "run"  # an edited mapping runs again
 
 
+def test_whisper_mapping_root_names_files_converted_away_from_the_nav3_host(nav, tmp_path):
+    """NAV's paths are absolute on the NAV 3 host: a tree shipped elsewhere (or its dumps) maps with mapping_root."""
+    entry = next(f for f in nav["files"] if "sensors" in f["path"])
+    src = tmp_path / "received"
+    (src / os.path.dirname(entry["path"])).mkdir(parents=True)
+    shutil.copy(os.path.join(nav["root"], entry["path"]), str(src / entry["path"]))
+    mapping = tmp_path / "nav-metrics.csv"
+    mapping.write_text('rrd_path,ds,metric,scale\n"/var/lib/nav/rrd/%s",%s,nav.devices.sw.sensors.inlet,0.1\n'
+                       % (entry["path"], entry["ds"][0]["name"]))
+    args = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
+                  mapping_file=str(mapping), mapping_root="/var/lib/nav/rrd", unmapped="skip")
+    result = rrd_to_whisper.run(args, False)
+    assert result["counts"]["created"] == 1 and result["counts"]["failed"] == 0
+    assert os.path.exists(str(tmp_path / "w" / "nav" / "devices" / "sw" / "sensors" / "inlet.wsp"))
+    assert rrd_to_whisper.run(args, False)["decision"] == "skip"
+    # without it the absolute paths are taken under src, where nothing matches: every data source is skipped
+    other = params(rrd_to_whisper, src=str(src), dest=str(tmp_path / "w2"), state_dir=str(tmp_path / "s2"),
+                   mapping_file=str(mapping), unmapped="skip")
+    assert rrd_to_whisper.run(other, False)["counts"]["created"] == 0
+
+
+def test_whisper_validate_only_checks_the_options_before_any_tree_is_there(tmp_path):
+    """What the role runs before moving any data: the mapping read whole, owner, mode, prefix; nothing written."""
+    mapping = tmp_path / "map.csv"
+    mapping.write_text('rrd_path,ds,metric,scale\n"/nav/rrd/a, b/c.rrd",ds0,nav.c,0.1\n/nav/rrd/d.rrd,ds0,nav.d\n')
+    args = params(rrd_to_whisper, src=str(tmp_path / "not-yet"), dest=str(tmp_path / "w"), state_dir=str(tmp_path / "s"),
+                  mapping_file=str(mapping), mapping_root="/nav/rrd", validate_only=True)
+    result = rrd_to_whisper.run(args, False)
+    assert result == {"changed": False, "decision": "validate", "mapping_entries": 2}
+    assert os.listdir(str(tmp_path)) == ["map.csv"]
+    mapping.write_text("rrd_path,ds,metric\na.rrd,ds0,nav.a\nb.rrd,ds0,nav.b,1,2\n")
+    with pytest.raises(FerryError, match="map.csv line 3: expected rrd_path,metric or rrd_path,ds,metric"):
+        rrd_to_whisper.run(args, False)
+    for bad, message in ((dict(owner="_no_such_user_here"), "no user named _no_such_user_here"),
+                         (dict(metric_prefix="a..b"), "invalid metric_prefix"),
+                         (dict(mode="0999"), "mode"),
+                         (dict(shard_index=2, shard_count=2), "shard_index")):
+        with pytest.raises(FerryError, match=message):
+            rrd_to_whisper.run(dict(args, mapping_file=None, **bad), False)
+    assert os.listdir(str(tmp_path)) == ["map.csv"]
+
+
 def test_whisper_bad_files_fail_the_task_naming_them(nav, tmp_path):
     src = tmp_path / "rrd"
     src.mkdir()
