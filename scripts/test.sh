@@ -11,8 +11,9 @@
 #   ee        the execution environment: ansible-builder create on meta/execution-environment.yml (no container
 #             build), a check that the context lists exactly the plugins' third-party imports, then the image
 #             build's galaxy stage (offline) and its introspection of the installed collection
-#   all       every step above in that order; a failed step does not stop the others,
-#             the summary at the end says which failed and the exit status is non-zero
+#   all       every step above in that order (molecule in a lane of its own beside the others, its
+#             output printed when it ends; FERRY_TEST_SERIAL=1 runs it in turn); a failed step does not
+#             stop the others, the summary at the end says which failed and the exit status is non-zero
 #
 # Everything it generates lives under $FERRY_RUN_DIR (default: <repo>/.run).
 # ansible-test works offline apart from the package index (for its sanity venvs).
@@ -242,6 +243,35 @@ run_step() {
     printf -- '-------------------- %s: %s in %s\n' "$name" "${STATUS[$name]}" "$(fmt_duration "${DURATION[$name]}")"
 }
 
+# A step in its own lane: run_step in the background, its output and outcome kept under $RUN/lanes.
+declare -A BACKGROUND=()
+start_background_step() {
+    local name=$1 lanes="$RUN/lanes"
+    mkdir -p "$lanes"
+    rm -f "$lanes/$name.status"
+    (
+        run_step "$name"
+        printf '%s\n%s\n' "${STATUS[$name]}" "${DURATION[$name]}" >"$lanes/$name.status"
+    ) >"$lanes/$name.log" 2>&1 &
+    BACKGROUND[$name]=$!
+    log "$name runs in the background (output: $lanes/$name.log)"
+}
+
+finish_background_step() {
+    local name=$1 lanes="$RUN/lanes" status
+    wait "${BACKGROUND[$name]}" || true
+    cat "$lanes/$name.log"
+    if [ -s "$lanes/$name.status" ]; then
+        mapfile -t status <"$lanes/$name.status"
+        STATUS[$name]=${status[0]}
+        DURATION[$name]=${status[1]}
+    else
+        STATUS[$name]="FAILED (no outcome)"
+        DURATION[$name]=0
+    fi
+    [ "${STATUS[$name]}" = passed ] || FAILED+=("$name")
+}
+
 usage() { echo "usage: $0 {$(IFS='|'; echo "${STEPS[*]}")|all}" >&2; exit 2; }
 
 main() {
@@ -251,8 +281,19 @@ main() {
     case $1 in
         all)
             local name total_start=$SECONDS
+            # molecule (mostly waiting on SSH and servers) runs beside the other steps unless
+            # FERRY_TEST_SERIAL=1; its output is printed whole once it ends, so nothing interleaves.
+            if [ "${FERRY_TEST_SERIAL:-0}" != 1 ]; then
+                start_background_step molecule
+            fi
             for name in "${STEPS[@]}"; do
+                if [ -n "${BACKGROUND[$name]:-}" ]; then
+                    continue
+                fi
                 run_step "$name"
+            done
+            for name in "${!BACKGROUND[@]}"; do
+                finish_background_step "$name"
             done
             printf '\n==================== summary ====================\n'
             for name in "${STEPS[@]}"; do
