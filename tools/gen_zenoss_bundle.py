@@ -1,21 +1,33 @@
 """Build a realistic Zenoss 4 export bundle (what Zenoss's ``export4.py`` writes) for the demo, tests and benchmarks.
 
-Layout of the bundle, an uncompressed tar whose members come in export4.py's order::
+Layout of the bundle, an uncompressed tar whose members come in export4.py's order (make_export_tar: one
+`tar -C <dir> -rf <bundle> <name>` each; zenoss/zenoss.toolbox src/zenoss/toolbox/import4tools/export4.py)::
 
     4x-export-YYYYmmdd-HHMMSS.tar
       componentList.txt          "### components for <device path>", then one component path a line
+      rrdpath.map                "<rrdPath()>|<primary path>" for every device and monitored component
+                                 (always written by export4; --no-rrdpath-map makes an older-style bundle)
       dmd_uuid.txt               the dmd UUID and a newline
-      <hub>-<collector>-perf-backup-<ts>.tgz    one per remote collector: perf/Devices/<device>/...rrd
-      flexera/                   licence files                                          (optional)
-      rrdpath.map                "Devices/<4.x dir>|<object path>" lines                 (optional)
-      zenbackup_<ts>.tgz         gzip tar, everything under zenbackup/:
-          zodb.sql.gz              mysqldump --hex-blob of the RelStorage model DB ``zodb``
-          ZenPacks.tar             ZenPacks/ZenPacks.zenoss.<Name>-<ver>-py2.7.egg/...
-          zep.sql.gz               dump of the events DB ``zenoss_zep``                   (optional)
+      <hub>-<collector>-perf-backup-<ts>.tgz    one per remote collector (not with --perf none): the
+                                 collector's `zenbackup --no-eventsdb --no-zodb`, zenbackup/{etc.tar, perf.tar}
+                                 (--remote-layout bare: a gzip'd perf/ tree, what this tool made before)
+      flexera/                   directory entry, then the licence files                   (optional)
+      zenbackup_4x.tgz           `tar czfC <out> <tmp> zenbackup` (--tgz-name dated: zenbackup_YYYYMMDD.tgz, the
+                                 name export4 0.8.x left to zenbackup), members in ZenBackup.makeBackup's order:
+          zenbackup/               the directory (mode 0750)
+          backup.settings          [zenbackup] ini of the DB settings (ZenBackup.saveSettings)
+          zep.sql.gz               mysqldump --routines of ``zenoss_zep``, DEFINER comments stripped, written
+                                   by Python's gzip (FNAME zep.sql)                       (optional)
           zep.tar                  zeneventserver/index/{summary,archive}/...             (optional)
+          etc.tar                  etc/ ($ZENHOME/etc)
+          zodb.sql.gz              mysqldump --hex-blob of the RelStorage model DB ``zodb`` (| gzip -c)
+          zodb_session.sql.gz      the --no-data dump zenbackup 4.2 makes (of ``zodb``: ZenDB dumps its own DB)
+          ZenPacks.tar             ZenPacks/ZenPacks.zenoss.<Name>-<ver>-py2.7.egg/...
+          bin.tar                  bin/ ($ZENHOME/bin)
           zencatalogservice.tar    zencatalogservice/global_catalog/index/...             (optional)
-          perf.tar | perf.tar.gz   perf/Devices/<device>/[<component>/]<dp>.rrd, real RRDs (optional)
-      backup.md5                 ``md5sum -b`` line for the zenbackup tgz
+          perf.tar | perf.tar.gz   `tar chfC perf.tar $ZENHOME perf`: perf/Daemons/<daemon>/<monitor>_<dp>.rrd and
+                                   perf/Devices/<device>/[<component>/]<dp>.rrd, real RRDs  (optional)
+      backup.md5                 `md5sum -b <tmp>/backups/zenbackup_4x.tgz`: "<md5> *<absolute path>"
 
 The same arguments give the same content: data comes from PRNGs seeded with ``seed`` and every timestamp
 derives from ``end`` (default 2018-06-01 12:00 UTC), the time the export is supposed to have been taken.
@@ -34,6 +46,7 @@ Bad bundles, ``build_bundle(..., variant=NAME)``, each with exactly one defect:
     missing_zenpacks      the tgz has no zenbackup/ZenPacks.tar (a required member)
     missing_zodb          the tgz has no zenbackup/zodb.sql.gz (a required member)
     both_perf             the tgz has both perf.tar and perf.tar.gz
+    zodb_no_insert        zodb.sql.gz holds the schema only, no INSERT INTO (Import4 refuses it)
     truncated             the outer tar is cut in half (inside a 512-byte block)
     corrupt_gzip          bytes flipped mid-stream in the tgz; backup.md5 has the digest from before,
                           so the md5 check fails first
@@ -50,7 +63,8 @@ Bad bundles, ``build_bundle(..., variant=NAME)``, each with exactly one defect:
                           absolute path stays absolute)
 
 Usage: python tools/gen_zenoss_bundle.py OUT_DIR [--devices N] [--rrds-per-device N] [--perf tar|tar.gz|none]
-       [--pad-mb N] [--seed N] [--remote-collectors N] [--days N] [--variant NAME] ... (see --help);
+       [--pad-mb N] [--seed N] [--remote-collectors N] [--remote-layout zenbackup|bare] [--tgz-name 4x|dated]
+       [--days N] [--variant NAME] [--no-daemons] ... (see --help);
        prints the info dict returned by build_bundle() as JSON.
 """
 
@@ -66,6 +80,7 @@ import math
 import os
 import pickle
 import random
+import re
 import shutil
 import struct
 import sys
@@ -150,6 +165,14 @@ COMPONENT_DATAPOINTS = (
     _Datapoint("os/interfaces/{eth}/ifOperStatus_ifOperStatus_GAUGE", "GAUGE", 1.0, 0.0, 0.0),
 )
 BASE_COMPONENTS = ("os/interfaces/eth0", "os/filesystems/boot")  # every device has these, RRDs or not
+# The collector daemons' own statistics (Products.ZenUtils.DaemonStats): perf/Daemons/<daemon>/<monitor>_<name>.rrd.
+# Zenoss 5 does not take them: the converters skip them and bundle_check counts them apart.
+DAEMON_DATAPOINTS = (
+    _Datapoint("zenperfsnmp/{monitor}_cycleTime", "GAUGE", 42.0, 0.2, 0.1),
+    _Datapoint("zenperfsnmp/{monitor}_dataPoints", "DERIVE", 30.0, 0.1, 0.05),
+    _Datapoint("zenping/{monitor}_cycleTime", "GAUGE", 3.5, 0.2, 0.1),
+    _Datapoint("zenping/{monitor}_eventCount", "DERIVE", 0.01, 0.5, 0.5),
+)
 
 ZENPACKS = (("LinuxMonitor", "1.2.1"), ("PySamba", "1.0.2"), ("WindowsMonitor", "1.1.6"), ("CiscoMonitor", "5.1.1"))
 
@@ -181,14 +204,17 @@ class _GzipWriter:
     speed while everything else stays compressed. Deflate stores random data anyway, only much slower.
     """
 
-    def __init__(self, raw, level, mtime):
+    def __init__(self, raw, level, mtime, fname=None):
         self._raw = raw
         self._crc = 0
         self._size = 0
         self.compressed_size = 0
         self._mode = None
         self._deflate = None
-        self._emit(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime) + b"\x00\x03")
+        if fname is None:  # gzip -c of a pipe: no name, OS Unix
+            self._emit(b"\x1f\x8b\x08\x00" + struct.pack("<I", mtime) + b"\x00\x03")
+        else:  # Python 2's gzip.open(): FNAME, XFL 2 (level 9), OS 255
+            self._emit(b"\x1f\x8b\x08\x08" + struct.pack("<I", mtime) + b"\x02\xff" + fname.encode() + b"\x00")
         self.set_level(level)
 
     def set_level(self, level, strategy=zlib.Z_DEFAULT_STRATEGY):
@@ -373,6 +399,13 @@ class _TarWriter:
                 self._dirs.add(directory)
                 self.add_member(self.info(directory, tarfile.DIRTYPE, 0o755))
 
+    def add_dir(self, name, mode=0o755):
+        """A directory entry of its own mode, after its parents."""
+        self.add_dirs(name)
+        if name not in self._dirs:
+            self._dirs.add(name)
+            self.add_member(self.info(name, tarfile.DIRTYPE, mode))
+
     def add_member(self, info, fileobj=None):
         """Add `info` as given: the hostile members of the bad variants come through here."""
         self.tar.addfile(info, fileobj)
@@ -423,9 +456,9 @@ def _write_tar(out, entries, mtime, gzip_level=None):
 
 
 @contextlib.contextmanager
-def _gzip_file(path, mtime, level=GZIP_LEVEL):
+def _gzip_file(path, mtime, level=GZIP_LEVEL, fname=None):
     with open(path, "wb") as raw:
-        gz = _GzipWriter(raw, level, mtime)
+        gz = _GzipWriter(raw, level, mtime, fname)
         yield gz
         gz.close()
 
@@ -530,22 +563,36 @@ def _write_rrd(path, dp, rng, times):
     rrdtool.update(path, *_samples(dp, rng, times))  # one call per file: far faster than one per value
 
 
+def _daemon_rrds(build, collector):
+    """(member, datapoint) of the daemons' RRDs of `collector` (none without opts.with_daemons)."""
+    if not build.opts.with_daemons:
+        return []
+    return [(f"perf/Daemons/{dp.path.format(monitor=collector)}.rrd", dp) for dp in DAEMON_DATAPOINTS]
+
+
 def _write_rrds(build):
-    """RRDs for every device under stage/perf/<collector>/perf/Devices/<device>/."""
+    """RRDs under stage/perf/<collector>/perf/: Devices/<device>/... for every device, Daemons/... per collector."""
     start = build.end - build.opts.days * 86400
     for device in build.devices:
         rng = build.random(f"perf:{device.id}")
         times = _update_times(rng, start, build.end)
         for dp, member in zip(device.datapoints, device.rrd_members()):
             _write_rrd(os.path.join(build.perf_root(device.collector), member), dp, rng, times)
+    for collector in build.collectors:
+        rng = build.random(f"perf:daemons:{collector}")
+        times = _update_times(rng, start, build.end)
+        for member, dp in _daemon_rrds(build, collector):
+            _write_rrd(os.path.join(build.perf_root(collector), member), dp, rng, times)
 
 
 def _perf_entries(build, collector):
-    """The RRDs of the devices `collector` polls, as perf/Devices/... entries."""
+    """What `tar chfC perf.tar $ZENHOME perf` takes on `collector`: perf/Daemons/... then perf/Devices/... of the
+    devices it polls (GNU tar lists a directory in readdir order; this is ls order)."""
     root = build.perf_root(collector)
-    return [_Entry.of_file(member, os.path.join(root, member))
-            for device in build.devices if device.collector == collector
-            for member in device.rrd_members()]
+    members = [member for member, _dp in _daemon_rrds(build, collector)]
+    members += [member for device in build.devices if device.collector == collector
+                for member in device.rrd_members()]
+    return [_Entry.of_file(member, os.path.join(root, member)) for member in members]
 
 
 # --- SQL dumps -------------------------------------------------------------------------------------------
@@ -563,6 +610,18 @@ def _sql_literal(value):
     if any(char in value for char in "\\'\n\r\0\x1a"):  # a few fast scans spare translating long hex payloads
         value = value.translate(_SQL_ESCAPES)
     return "'" + value + "'"
+
+
+# zenbackup's strip_definer (Products/ZenUtils/ZenBackup.py, ZEN-326): the DEFINER comment of short lines starting
+# with "/*" goes, so the dump restores on a server without that user. (Its zodb pipe's perl filter is quoted into a
+# no-op: zodb.sql.gz keeps any DEFINER; RelStorage's schema has none.)
+DEFINER_PATTERN = re.compile(r"/\*((?!/\*).)*DEFINER.*?\*/")
+
+
+def strip_definer(line):
+    if not line.startswith("/*") or len(line) > 500:
+        return line
+    return DEFINER_PATTERN.sub("", line)
 
 
 class _SqlDump:
@@ -589,7 +648,8 @@ class _SqlDump:
             "/*!40111 SET @OLD_SQL_NOTES=@@SQL_NOTES, SQL_NOTES=0 */;\n"
         )
 
-    def table(self, name, ddl, rows):
+    def table(self, name, ddl, rows=None):
+        """A table's DDL, then its rows unless `rows` is None (mysqldump --no-data)."""
         columns = ",\n  ".join(ddl)
         self._write(
             f"\n--\n-- Table structure for table `{name}`\n--\n\n"
@@ -597,8 +657,12 @@ class _SqlDump:
             "/*!40101 SET @saved_cs_client     = @@character_set_client */;\n"
             "/*!40101 SET character_set_client = utf8 */;\n"
             f"CREATE TABLE `{name}` (\n  {columns}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8;\n"
-            "/*!40101 SET character_set_client = @saved_cs_client */;\n\n"
-            f"--\n-- Dumping data for table `{name}`\n--\n\n"
+            "/*!40101 SET character_set_client = @saved_cs_client */;\n"
+        )
+        if rows is None:
+            return
+        self._write(
+            f"\n--\n-- Dumping data for table `{name}`\n--\n\n"
             f"LOCK TABLES `{name}` WRITE;\n/*!40000 ALTER TABLE `{name}` DISABLE KEYS */;\n"
         )
         batch, size = [], 0
@@ -611,6 +675,25 @@ class _SqlDump:
         if batch:
             self._insert(name, batch)
         self._write(f"/*!40000 ALTER TABLE `{name}` ENABLE KEYS */;\nUNLOCK TABLES;\n")
+
+    def routines(self, database, procedures):
+        """mysqldump --routines: each (name, body) a procedure, its DEFINER comment stripped as zenbackup does."""
+        self._write(f"\n--\n-- Dumping routines for database '{database}'\n--\n")
+        for name, body in procedures:
+            self._write(
+                f"/*!50003 DROP PROCEDURE IF EXISTS `{name}` */;\n"
+                "/*!50003 SET @saved_cs_client      = @@character_set_client */ ;\n"
+                "/*!50003 SET character_set_client  = utf8 */ ;\n"
+                "/*!50003 SET @saved_sql_mode       = @@sql_mode */ ;\n"
+                "/*!50003 SET sql_mode              = '' */ ;\n"
+                "DELIMITER ;;\n"
+                + "".join(strip_definer(line) for line in io.StringIO(
+                    f"/*!50003 CREATE*/ /*!50020 DEFINER=`root`@`localhost`*/ /*!50003 PROCEDURE `{name}`()\n"
+                    f"{body} */;;\n"))
+                + "DELIMITER ;\n"
+                "/*!50003 SET sql_mode              = @saved_sql_mode */ ;\n"
+                "/*!50003 SET character_set_client  = @saved_cs_client */ ;\n"
+            )
 
     def close(self):
         self._write(
@@ -693,7 +776,16 @@ def _object_paths(devices):
     return sorted(paths)
 
 
-def _write_zodb_dump(build, path):
+def _write_zodb_dump(build, path, no_data=False):
+    """zodb.sql.gz; with no_data the schema alone: zenbackup's zodb_session.sql.gz (ZenDB.asynchronousDump with
+    no_data=True dumps the database it was made for, zodb, not zodb_session) or the zodb_no_insert variant."""
+    if no_data:
+        with _gzip_file(path, build.end) as gz:
+            dump = _SqlDump(gz, "zodb", build.end)
+            for table, ddl in ZODB_TABLES.items():
+                dump.table(table, ddl)
+            dump.close()
+        return
     paths = _object_paths(build.devices)
     zoids = {p: zoid for zoid, p in enumerate(paths)}
     rng = build.random("zodb")
@@ -732,6 +824,9 @@ ZEP_TABLES = {
                                       "KEY `event_class_id` (`event_class_id`)"],
     "event_archive": EVENT_COLUMNS + ["PRIMARY KEY (`uuid`,`last_seen`)", "KEY `event_class_id` (`event_class_id`)"],
 }
+# A stand-in for ZEP's stored routines (zenbackup dumps them with --routines): a body with ';' inside DELIMITER.
+ZEP_ROUTINES = (("event_archive_purge", "BEGIN\n  DELETE FROM event_archive\n    WHERE last_seen < (UNIX_TIMESTAMP() - "
+                 "90 * 86400) * 1000;\n  SELECT ROW_COUNT();\nEND"),)
 EVENT_CLASSES = sorted({t[0] for t in EVENT_TEMPLATES + (PAD_EVENT_TEMPLATE,)})
 
 
@@ -786,7 +881,7 @@ def _write_zep_dump(build, path, pad_bytes):
     statuses = [rng.choice(SUMMARY_STATUSES + ARCHIVE_STATUSES * 2) for index in range(count)]
     rows = [_event_row(build, rng, rng.choice(EVENT_TEMPLATES), status) for status in statuses]
     installed = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(build.end - 400 * 86400))
-    with _gzip_file(path, build.end) as gz:
+    with _gzip_file(path, build.end, fname="zep.sql") as gz:  # Python's gzip in zenbackup, not a gzip pipe
         dump = _SqlDump(gz, "zenoss_zep", build.end)
         dump.table("schema_version", ZEP_TABLES["schema_version"], [(v, installed) for v in range(1, 9)])
         dump.table("event_class", ZEP_TABLES["event_class"], list(enumerate(EVENT_CLASSES, 1)))
@@ -796,6 +891,8 @@ def _write_zep_dump(build, path, pad_bytes):
         archived = [r for r in rows if r[3] in ARCHIVE_STATUSES]
         dump.table("event_archive", ZEP_TABLES["event_archive"],
                    itertools.chain(archived, _padding_events(build, rng, gz, pad_bytes)))
+        gz.set_level(GZIP_LEVEL)
+        dump.routines("zenoss_zep", ZEP_ROUTINES)
         dump.close()
 
 
@@ -849,6 +946,36 @@ def _zenpack_entries():
     return entries
 
 
+def _etc_entries(collector):
+    """etc.tar: $ZENHOME/etc as tarfile.add(zenPath('etc'), 'etc') takes it (a collector's points to its hub)."""
+    hub = "localhost" if collector == LOCAL_COLLECTOR else f"{HUB}.example.com"
+    files = {
+        "etc/global.conf": (f"zodb-host {hub}\nzodb-port 3306\nzodb-db zodb\nzodb-user zenoss\n"
+                            f"zodb-password zenoss\nzep-host {hub}\nzep-port 3306\nzep-db zenoss_zep\n"
+                            "zep-user zenoss\nzep-password zenoss\n"),
+        "etc/zenhub.conf": "monitor localhost\n" if collector == LOCAL_COLLECTOR else f"hubhost {hub}\n",
+        "etc/zenperfsnmp.conf": f"monitor {collector}\n",
+        "etc/hubpassword": "admin zenoss\n",
+    }
+    return [_Entry.of_bytes(name, text.encode()) for name, text in files.items()]
+
+
+def _bin_entries():
+    """bin.tar: $ZENHOME/bin, made when the model is backed up."""
+    script = "#!/bin/bash\n. $ZENHOME/bin/zenfunctions\nexec python $ZENHOME/Products/ZenUtils/{0}.py \"$@\"\n"
+    return [_Entry.of_bytes(f"bin/{name}", script.format(module).encode())
+            for name, module in (("zenbackup", "ZenBackup"), ("zenrestore", "ZenRestore"), ("zenpack", "ZenPackCmd"),
+                                 ("zenmigrate", "ZenMigrate"))]
+
+
+def _backup_settings():
+    """backup.settings: ZenBackup.saveSettings, an ini of the DB settings in Python 2 ConfigParser's format."""
+    keys = (("zodb_host", "localhost"), ("zodb_port", "3306"), ("zodb_db", "zodb"), ("zodb_user", "zenoss"),
+            ("zodb_password", "zenoss"), ("zepdbhost", "localhost"), ("zepdbport", "3306"),
+            ("zepdbname", "zenoss_zep"), ("zepdbuser", "zenoss"), ("zepdbpass", "zenoss"))
+    return ("[zenbackup]\n" + "".join(f"{key} = {value}\n" for key, value in keys) + "\n").encode()
+
+
 # --- export members --------------------------------------------------------------------------------------
 
 
@@ -861,12 +988,12 @@ def _component_list(devices):
 
 
 def _rrdpath_map(devices):
-    """Each 4.x perf directory holding RRDs, and the object its RRDs belong to."""
+    """export4's export_map_list: "<rrdPath()>|<primary path>" for every device and monitored component, RRDs or not
+    (Zenoss 4's rrdPath() is "Devices/" + the primary path below the device class's devices relation)."""
     lines = []
     for device in devices:
-        for directory in sorted({_dirname(dp.path) for dp in device.datapoints}):
-            suffix = f"/{directory}" if directory else ""
-            lines.append(f"Devices/{device.id}{suffix}|{device.path}{suffix}")
+        lines.append(f"Devices/{device.id}|{device.path}")
+        lines.extend(f"Devices/{device.id}/{component}|{device.path}/{component}" for component in device.components)
     return "".join(line + "\n" for line in lines).encode()
 
 
@@ -910,6 +1037,7 @@ class _Defects:
     truncate: bool = False
     hostile: str = ""  # a HOSTILE_MEMBERS kind
     hostile_in_tgz: bool = False
+    zodb_no_insert: bool = False  # zodb.sql.gz holds the schema only
 
 
 _DEFECTS = {
@@ -918,6 +1046,7 @@ _DEFECTS = {
     "missing_zenpacks": _Defects(missing=frozenset({"ZenPacks.tar"})),
     "missing_zodb": _Defects(missing=frozenset({"zodb.sql.gz"})),
     "both_perf": _Defects(both_perf=True),
+    "zodb_no_insert": _Defects(zodb_no_insert=True),
     "truncated": _Defects(truncate=True),
     "corrupt_gzip": _Defects(corrupt_tgz=True, md5="stale"),
     "corrupt_gzip_md5_ok": _Defects(corrupt_tgz=True),
@@ -939,6 +1068,9 @@ def _seal_tgz(build, out, sink):
 
 # --- assembly --------------------------------------------------------------------------------------------
 
+TGZ_NAMES = ("4x", "dated")  # zenbackup_4x.tgz (toolbox 2.x export4), zenbackup_YYYYMMDD.tgz (0.8.x: zenbackup's own)
+REMOTE_LAYOUTS = ("zenbackup", "bare")  # zenbackup --no-eventsdb --no-zodb archives; bare perf trees (old generator)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Options:
@@ -950,7 +1082,11 @@ class _Options:
     with_indexes: bool = True
     with_flexera: bool = True
     with_rrdpath_map: bool = True
+    with_daemons: bool = True
     remote_collectors: int = 0
+    remote_layout: str = "zenbackup"
+    tgz_name: str = "4x"
+    export_dir: str = "/home/zenoss"
     pad_bytes: int = 0
     days: int = 3
     variant: str = None
@@ -958,6 +1094,12 @@ class _Options:
     def __post_init__(self):
         if self.perf not in PERF_FORMATS:
             raise ValueError(f"perf must be one of {PERF_FORMATS}, not {self.perf!r}")
+        if self.tgz_name not in TGZ_NAMES:
+            raise ValueError(f"tgz_name must be one of {TGZ_NAMES}, not {self.tgz_name!r}")
+        if self.remote_layout not in REMOTE_LAYOUTS:
+            raise ValueError(f"remote_layout must be one of {REMOTE_LAYOUTS}, not {self.remote_layout!r}")
+        if not self.export_dir.startswith("/"):
+            raise ValueError(f"export_dir must be an absolute path, not {self.export_dir!r}")
         if self.variant is not None and self.variant not in _DEFECTS:
             raise ValueError(f"unknown variant {self.variant!r}; known: {', '.join(VARIANTS)}")
         if self.devices < 1 or self.days < 1:
@@ -1010,6 +1152,22 @@ class _Build:
     def stamp(self):
         return time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.end))
 
+    @property
+    def tgz_name(self):
+        if self.opts.tgz_name == "dated":
+            return time.strftime("zenbackup_%Y%m%d.tgz", time.gmtime(self.end))
+        return "zenbackup_4x.tgz"
+
+    @property
+    def md5_path(self):
+        """The tgz's absolute path on the source host, as `md5sum -b` printed it into backup.md5: export4 2.x runs
+        zenbackup into <tempfile.mkdtemp(dir=export dir)>/backups/, 0.8.x into $ZENHOME/backups/."""
+        if self.opts.tgz_name == "dated":
+            return f"/opt/zenoss/backups/{self.tgz_name}"
+        rng = self.random("mkdtemp")
+        token = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(6))
+        return f"{self.opts.export_dir.rstrip('/')}/tmp{token}/backups/{self.tgz_name}"
+
     def random(self, label):
         """A PRNG per part, so that leaving a part out (variants) does not change the others."""
         return random.Random(f"{self.opts.seed}:{label}")
@@ -1054,27 +1212,43 @@ def _tar_part(build, name, entries, store=False):
     return _Part(name, _tar_size(entries), functools.partial(_write_tar, entries=entries, mtime=build.end), store)
 
 
+def _bytes_part(name, data):
+    return _Part(name, len(data), lambda out: out.write(data), store=False)
+
+
 def _copy_file(path, out):
     with open(path, "rb") as fileobj:
         shutil.copyfileobj(fileobj, out, COPY_BUFSIZE)
 
 
 def _zenbackup_parts(build):
-    """The zenbackup/ members in archive order, minus those the variant leaves out."""
+    """The zenbackup/ members in the order ZenBackup.makeBackup (4.2) creates them in its staging directory, minus
+    those the variant leaves out. (`tar czfC` then lists that directory in readdir order: creation order here.)"""
     opts = build.opts
     events_pad, index_pad = opts.pad_split()
-    parts = [_file_part(build, "zodb.sql.gz", functools.partial(_write_zodb_dump, build))]
+    parts = [_bytes_part("backup.settings", _backup_settings())]  # saveSettings, before the events dump
     if opts.with_events:
         parts.append(_file_part(build, "zep.sql.gz", functools.partial(_write_zep_dump, build, pad_bytes=events_pad)))
         if opts.with_indexes:
             parts.append(_tar_part(build, "zep.tar", _zep_index_entries(build, index_pad), store=index_pad > 0))
             index_pad = 0  # taken by the event index; the catalog gets it only when there are no events
-    if opts.with_indexes:
+    parts.append(_tar_part(build, "etc.tar", _etc_entries(LOCAL_COLLECTOR)))
+    parts.append(_file_part(build, "zodb.sql.gz", functools.partial(
+        _write_zodb_dump, build, no_data=build.defects.zodb_no_insert)))
+    parts.append(_file_part(build, "zodb_session.sql.gz", functools.partial(_write_zodb_dump, build, no_data=True)))
+    parts.append(_tar_part(build, "ZenPacks.tar", _zenpack_entries()))
+    parts.append(_tar_part(build, "bin.tar", _bin_entries()))
+    if opts.with_indexes:  # the catalog ZenPack's backup hook, run after the ZenPacks' own backup
         parts.append(_tar_part(build, "zencatalogservice.tar", _catalog_entries(build, index_pad),
                                store=index_pad > 0))
-    parts.append(_tar_part(build, "ZenPacks.tar", _zenpack_entries()))
     parts.extend(_perf_part(build, fmt) for fmt in opts.perf_formats)
     return [part for part in parts if part.name not in build.defects.missing]
+
+
+def _remote_parts(build, collector):
+    """A remote collector's `zenbackup --no-eventsdb --no-zodb`: no events, no model, no ZenPacks: etc and perf."""
+    return [_tar_part(build, "etc.tar", _etc_entries(collector)),
+            _tar_part(build, "perf.tar", _perf_entries(build, collector))]
 
 
 def _perf_part(build, fmt):
@@ -1089,49 +1263,66 @@ def _write_tar_file(entries, mtime, path):
         _write_tar(out, entries, mtime, GZIP_LEVEL)
 
 
-def _write_zenbackup_tgz(build, out, parts):
-    """Write zenbackup_<ts>.tgz into `out`, streaming each part; return its member names."""
-    gz = _GzipWriter(out, GZIP_LEVEL, build.end)
-    tar = _TarWriter(gz, build.end)
+def _write_zenbackup(out, parts, mtime, hostile=""):
+    """Write a zenbackup archive (`tar czfC <out> <tmp> zenbackup`) into `out`, streaming each part; return its
+    member names."""
+    gz = _GzipWriter(out, GZIP_LEVEL, mtime)
+    tar = _TarWriter(gz, mtime)
+    tar.add_dir("zenbackup", 0o750)  # os.mkdir(tempDir, 0750)
     for part in parts:
         gz.set_level(0 if part.store else GZIP_LEVEL)
         with tar.member(f"zenbackup/{part.name}", part.size) as sink:
             part.write(sink)
     gz.set_level(GZIP_LEVEL)
-    if build.defects.hostile_in_tgz:
-        _add_hostile(tar, build.defects.hostile, "zenbackup/")
+    if hostile:
+        _add_hostile(tar, hostile, "zenbackup/")
     tar.close()
     gz.close()
     return tar.names
 
 
+def _write_remote_archive(build, tar, collector):
+    """<hub>-<collector>-perf-backup-<ts>.tgz into the outer tar; return (its name, its member names)."""
+    name = f"{HUB}-{collector}-perf-backup-{build.stamp}.tgz"
+    with tar.member(name) as sink:
+        if build.opts.remote_layout == "bare":
+            _write_tar(sink, _perf_entries(build, collector), build.end, GZIP_LEVEL)
+            members = [entry.name for entry in _perf_entries(build, collector)]
+        else:
+            members = _write_zenbackup(sink, _remote_parts(build, collector), build.end)
+    return name, members
+
+
 def _write_export(build, out, parts):
-    """Write the outer tar into `out` in export4.py's member order; return what _assemble reports of it."""
+    """Write the outer tar into `out` in export4.py's member order (make_export_tar: one `tar -C <dir> -rf` each);
+    return what _assemble reports of it."""
     tar = _TarWriter(out, build.end)
     tar.add_bytes("componentList.txt", _component_list(build.devices))
-    tar.add_bytes("dmd_uuid.txt", f"{build.dmd_uuid}\n".encode())
-    remote_archives = []
-    if build.opts.perf_formats:  # export4.py skips the remote collectors' backups with --no-perfdata
-        for collector in build.collectors[1:]:
-            remote_archives.append(f"{HUB}-{collector}-perf-backup-{build.stamp}.tgz")
-            with tar.member(remote_archives[-1]) as sink:
-                _write_tar(sink, _perf_entries(build, collector), build.end, GZIP_LEVEL)
-    if build.opts.with_flexera:
-        for name, data in _flexera_files(build):
-            tar.add_bytes(f"flexera/{name}", data)
     if build.opts.with_rrdpath_map:
         tar.add_bytes("rrdpath.map", _rrdpath_map(build.devices))
-    tgz_name = f"zenbackup_{build.stamp}.tgz"
+    tar.add_bytes("dmd_uuid.txt", f"{build.dmd_uuid}\n".encode())
+    remote = {}
+    if build.opts.perf_formats:  # export4.py skips the remote collectors' backups with --no-perfdata
+        for collector in build.collectors[1:]:
+            name, members = _write_remote_archive(build, tar, collector)
+            remote[name] = members
+    if build.opts.with_flexera:  # `tar -rf` of $ZENHOME/var/flexera: the directory, then its files
+        tar.add_dir("flexera")
+        for name, data in _flexera_files(build):
+            tar.add_bytes(f"flexera/{name}", data)
+    tgz_name = build.tgz_name
+    hostile_in_tgz = build.defects.hostile if build.defects.hostile_in_tgz else ""
     with tar.member(tgz_name, digest=hashlib.md5()) as sink:
-        tgz_members = _write_zenbackup_tgz(build, sink, parts)
+        tgz_members = _write_zenbackup(sink, parts, build.end, hostile_in_tgz)
     md5, recorded = _seal_tgz(build, out, sink)
     if recorded is not None:
-        tar.add_bytes("backup.md5", f"{recorded} *{tgz_name}\n".encode())
+        tar.add_bytes("backup.md5", f"{recorded} *{build.md5_path}\n".encode())
     if build.defects.hostile and not build.defects.hostile_in_tgz:
         _add_hostile(tar, build.defects.hostile, "")
     tar.close()
-    return {"tgz_name": tgz_name, "md5": md5, "md5_recorded": recorded, "members": tar.names,
-            "zenbackup_members": tgz_members, "remote_archives": remote_archives}
+    return {"tgz_name": tgz_name, "md5": md5, "md5_recorded": recorded, "md5_path": build.md5_path,
+            "members": tar.names, "zenbackup_members": tgz_members, "remote_archives": list(remote),
+            "remote_members": remote}
 
 
 def _export_name(name, stamp):
@@ -1162,12 +1353,15 @@ def _assemble(build, out_dir, name):
         raise
     with_perf = bool(build.opts.perf_formats)
     rrds = [(d.collector, len(d.datapoints) if with_perf else 0) for d in build.devices]
+    daemons = {c: len(_daemon_rrds(build, c)) if with_perf else 0 for c in build.collectors}
     return {
         "path": final,
         "size": os.path.getsize(final),
         "dmd_uuid": build.dmd_uuid,
         "rrd_count": sum(count for member, count in rrds),
         "remote_rrd_count": sum(count for collector, count in rrds if collector != LOCAL_COLLECTOR),
+        "daemon_rrd_count": sum(daemons.values()),
+        "remote_daemon_rrd_count": sum(count for collector, count in daemons.items() if collector != LOCAL_COLLECTOR),
         **report,
         "devices": [_device_info(d, with_perf) for d in build.devices],
         "variant": build.opts.variant,
@@ -1187,24 +1381,31 @@ def _device_info(device, with_perf):
 
 
 def build_bundle(out_dir, devices=3, rrds_per_device=4, seed=1, perf="tar", with_events=True, with_indexes=True,
-                 with_flexera=True, with_rrdpath_map=True, remote_collectors=0, pad_bytes=0, days=3, name=None,
+                 with_flexera=True, with_rrdpath_map=True, with_daemons=True, remote_collectors=0,
+                 remote_layout="zenbackup", tgz_name="4x", export_dir="/home/zenoss", pad_bytes=0, days=3, name=None,
                  variant=None, end=None):
     """Write a Zenoss 4 export bundle into `out_dir` and describe it.
 
     perf: "tar", "tar.gz" or "none" (no perf data, no remote collector archives). Devices are spread over
     the local collector and `remote_collectors` remote ones; the RRDs of remote devices go to their
-    collector's archive. pad_bytes: bulk to add (see the module docstring). days: RRD history length.
+    collector's archive, a zenbackup archive (zenbackup/etc.tar, zenbackup/perf.tar), or with
+    remote_layout="bare" a gzip'd perf tree (what this generator wrote before; not what export4 makes).
+    with_daemons: each collector's perf/Daemons/ RRDs. tgz_name: "4x" (zenbackup_4x.tgz) or "dated"
+    (zenbackup_YYYYMMDD.tgz, toolbox 0.8.x). export_dir: where export4 ran (the tmp dir backup.md5 names is in it).
+    pad_bytes: bulk to add (see the module docstring). days: RRD history length.
     name: outer file name (default 4x-export-<ts>.tar). variant: one of VARIANTS, for a bad bundle.
     end: epoch the export is dated, default DEFAULT_END.
 
     Returns a dict: path, size, tgz_name, md5 (of the tgz as shipped), md5_recorded (what backup.md5 says,
-    None without one), dmd_uuid, rrd_count (all RRDs), remote_rrd_count (those in remote archives), members
-    (outer tar member names in order), zenbackup_members, remote_archives, devices (id, path, collector,
-    components, rrds: member names), variant, seed, end.
+    None without one), md5_path (the path backup.md5 names), dmd_uuid, rrd_count (all RRDs under Devices/),
+    remote_rrd_count (those in remote archives), daemon_rrd_count and remote_daemon_rrd_count (perf/Daemons/),
+    members (outer tar member names in order), zenbackup_members, remote_archives, remote_members ({archive:
+    member names}), devices (id, path, collector, components, rrds: member names), variant, seed, end.
     """
     opts = _Options(devices=devices, rrds_per_device=rrds_per_device, seed=seed, perf=perf, with_events=with_events,
                     with_indexes=with_indexes, with_flexera=with_flexera, with_rrdpath_map=with_rrdpath_map,
-                    remote_collectors=remote_collectors, pad_bytes=pad_bytes, days=days, variant=variant)
+                    with_daemons=with_daemons, remote_collectors=remote_collectors, remote_layout=remote_layout,
+                    tgz_name=tgz_name, export_dir=export_dir, pad_bytes=pad_bytes, days=days, variant=variant)
     os.makedirs(out_dir, exist_ok=True)
     stage = tempfile.mkdtemp(prefix=".gen-zenoss-", dir=out_dir)
     try:
@@ -1223,19 +1424,26 @@ def main(argv=None):
     parser.add_argument("--pad-mb", type=float, default=0, help="MiB of incompressible bulk to add")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--remote-collectors", type=int, default=0)
+    parser.add_argument("--remote-layout", choices=REMOTE_LAYOUTS, default="zenbackup",
+                        help="remote collector archives: zenbackup archives (export4) or bare perf trees")
+    parser.add_argument("--tgz-name", choices=TGZ_NAMES, default="4x",
+                        help="zenbackup_4x.tgz (export4 2.x) or zenbackup_YYYYMMDD.tgz (0.8.x)")
+    parser.add_argument("--export-dir", default="/home/zenoss", help="where export4 ran (named in backup.md5)")
     parser.add_argument("--days", type=int, default=3, help="days of RRD history")
     parser.add_argument("--name", help="outer file name (default 4x-export-<timestamp>.tar)")
     parser.add_argument("--variant", choices=VARIANTS, help="build a bad bundle with this defect")
     parser.add_argument("--end", type=int, help=f"epoch the export is dated (default {DEFAULT_END})")
-    for part in ("events", "indexes", "flexera", "rrdpath-map"):
+    for part in ("events", "indexes", "flexera", "rrdpath-map", "daemons"):
         parser.add_argument(f"--no-{part}", action="store_true", help=f"leave out the {part}")
     args = parser.parse_args(argv)
     started = time.monotonic()
     info = build_bundle(
         args.out_dir, devices=args.devices, rrds_per_device=args.rrds_per_device, seed=args.seed, perf=args.perf,
         with_events=not args.no_events, with_indexes=not args.no_indexes, with_flexera=not args.no_flexera,
-        with_rrdpath_map=not args.no_rrdpath_map, remote_collectors=args.remote_collectors,
-        pad_bytes=int(args.pad_mb * (1 << 20)), days=args.days, name=args.name, variant=args.variant, end=args.end,
+        with_rrdpath_map=not args.no_rrdpath_map, with_daemons=not args.no_daemons,
+        remote_collectors=args.remote_collectors, remote_layout=args.remote_layout, tgz_name=args.tgz_name,
+        export_dir=args.export_dir, pad_bytes=int(args.pad_mb * (1 << 20)), days=args.days, name=args.name,
+        variant=args.variant, end=args.end,
     )
     json.dump(info, sys.stdout, indent=2)
     print()

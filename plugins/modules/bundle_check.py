@@ -14,15 +14,25 @@ version_added: 0.1.0
 description:
   - The C(check) step of a Zenoss 4 to 5 migration. Reads the tar written by Zenoss' C(export4) once,
     front to back, and in that single pass
-    verifies the full md5 of the inner C(zenbackup_*.tgz) against C(backup.md5), checks the gzip
+    verifies the full md5 of the inner C(zenbackup_*.tgz) (C(zenbackup_4x.tgz), or C(zenbackup_YYYYMMDD.tgz)
+    from older export4 versions) against C(backup.md5) (whose line names the archive by its absolute path on
+    the source host, of which only the file name is compared), checks the gzip
     streams (CRC and length), checks the required members (C(zodb.sql.gz), C(ZenPacks.tar),
     C(dmd_uuid.txt)) and the optional ones (C(zep.sql.gz), C(zep.tar), C(zencatalogservice.tar),
     exactly one of C(perf.tar) and C(perf.tar.gz), C(rrdpath.map), C(componentList.txt), C(flexera/),
     remote collectors' C(*-perf-backup-*.tgz)), and extracts everything.
-  - "The result lands in O(dest)/<bundle name without .tar>/: C(zenbackup/) (dumps and index archives
-    as they are), C(perf/) (the RRD tree of the main collector), C(collectors/<hub>-<collector>/perf/)
-    (remote collectors' RRD trees), C(flexera/), C(backup.md5), C(dmd_uuid.txt), C(componentList.txt),
-    C(rrdpath.map), and C(.ferry-bundle.json), the inventory."
+  - Like Zenoss Import4, refuses a C(zodb.sql.gz) without any line starting with C(INSERT INTO) (an empty model);
+    this is checked while the dump is inflated, so only with O(verify_dumps).
+  - "The result lands in O(dest)/<bundle name without .tar>/: C(zenbackup/) (dumps, C(backup.settings) and
+    the C(etc), C(bin), C(ZenPacks) and index archives as they are), C(perf/) (the main collector's RRD tree,
+    C(perf/Devices/...) and the daemons' C(perf/Daemons/...)), C(collectors/<hub>-<collector>/perf/)
+    (each remote collector's RRD tree, unpacked from the C(zenbackup/perf.tar) of its archive),
+    C(collectors/<hub>-<collector>/zenbackup/) (the rest of that archive as it is, C(etc.tar)), C(flexera/),
+    C(backup.md5), C(dmd_uuid.txt), C(componentList.txt), C(rrdpath.map), and C(.ferry-bundle.json), the
+    inventory."
+  - A remote collector's archive is a C(zenbackup --no-eventsdb --no-zodb) archive; one holding a bare C(perf/)
+    tree is taken as it is. Two archives of one collector, or one holding both C(perf.tar) and C(perf.tar.gz),
+    are refused; one without perf data is a warning.
   - Extraction is safe. Members with absolute paths or C(..), links leading outside the destination,
     paths through a symlink, device files and FIFOs are refused; setuid, setgid and sticky bits are
     dropped; owners are not restored.
@@ -30,7 +40,8 @@ description:
     when every check has passed, so a failure or a kill never leaves a half-extracted tree; the next
     run removes what a killed run left.
   - A second run on the same bundle (same path, size and modification time) with the same options
-    changes nothing and returns the stored inventory.
+    changes nothing and returns the stored inventory; an extraction made by an older version of this module,
+    whose layout differs (remote collectors' C(perf.tar) left packed), is made again.
 author:
   - ferry.migrate maintainers (@ferry-migrate)
 extends_documentation_fragment:
@@ -127,6 +138,12 @@ inventory:
   returned: success
   type: dict
   contains:
+    layout:
+      description: Version of the extracted layout (C(2) since remote collectors' perf data is unpacked into
+        C(collectors/<name>/perf/)).
+      returned: success
+      type: int
+      sample: 2
     dmd_uuid:
       description: The source instance UUID (trailing newline removed).
       returned: success
@@ -136,7 +153,7 @@ inventory:
       description: The inner archive, its size, computed and expected md5 and whether they matched.
       returned: success
       type: dict
-      sample: {"name": "zenbackup_20240101-120000.tgz", "size": 1048576, "md5": "0123456789abcdef0123456789abcdef",
+      sample: {"name": "zenbackup_4x.tgz", "size": 1048576, "md5": "0123456789abcdef0123456789abcdef",
                "md5_expected": "0123456789abcdef0123456789abcdef", "md5_verified": true, "uncompressed_size": 3145728}
     outer_members:
       description: Top-level members of the bundle with their sizes (directories' entries included).
@@ -156,19 +173,32 @@ inventory:
       sample: {"zep.sql.gz": true, "zep.tar": true, "zencatalogservice.tar": false, "perf": "perf.tar.gz",
                "rrdpath.map": true, "componentList.txt": true, "flexera": false, "remote_collectors": 1}
     rrd_files:
-      description: Number of RRD files, main and remote collectors together.
+      description: Number of RRD files under C(perf/Devices/<device>/) (what M(ferry.migrate.rrd_to_tsdb) converts),
+        main and remote collectors together.
       returned: success
       type: int
       sample: 1200
+    other_rrd_files:
+      description: Number of the other RRD files (the collector daemons' own C(perf/Daemons/...)), main and remote
+        collectors together; Zenoss 5 does not take them and the converters skip them.
+      returned: success
+      type: int
+      sample: 16
     perf:
-      description: The main perf archive, its number of files, RRD files and bytes.
+      description: The main perf archive (C(archive), C(perf.tar) or C(perf.tar.gz), or null), its number of
+        C(files), C(rrd_files), C(other_rrd_files) and C(bytes).
       returned: success
       type: dict
+      sample: {"archive": "perf.tar", "files": 1208, "rrd_files": 1200, "other_rrd_files": 8, "bytes": 4190208}
     remote_collectors:
-      description: One entry per remote collector archive, with its RRD count.
+      description: One entry per remote collector archive (by C(name), C(<hub>-<collector>)), with the C(archive),
+        the perf archive found in it (C(perf_archive), null for a bare tree or none), and the same counts as
+        RV(inventory.perf), its RRD trees being in C(collectors/<name>/perf/).
       returned: success
       type: list
       elements: dict
+      sample: [{"name": "localhost-collector1", "archive": "localhost-collector1-perf-backup-20180601-120000.tgz",
+                "perf_archive": "perf.tar", "files": 304, "rrd_files": 300, "other_rrd_files": 4, "bytes": 1048576}]
     components:
       description: Lines in C(componentList.txt), or null when absent.
       returned: success
@@ -190,6 +220,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import 
     state_argument_spec,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import (
+    LAYOUT,
     BundleChecker,
     bundle_identity,
     extraction_dir,
@@ -206,10 +237,11 @@ def run(params, check_mode):
         "target": target,
         "allow_missing_checksum": params["allow_missing_checksum"],
         "verify_dumps": params["verify_dumps"],
+        "layout": LAYOUT,
     }, check_mode)
     if attempt.decision == SKIP:
         manifest = read_manifest(target)
-        if manifest and manifest.get("bundle") == identity:
+        if manifest and manifest.get("bundle") == identity and manifest.get("layout") == LAYOUT:
             return {"extracted_path": target, "decision": SKIP, "changed": False, "inventory": manifest}
         attempt.decision = RUN  # the extracted tree was removed or replaced
     result = {"extracted_path": target, "decision": attempt.decision}
@@ -235,6 +267,7 @@ def run(params, check_mode):
 def _counts(inventory):
     return {
         "rrd_files": inventory["rrd_files"],
+        "other_rrd_files": inventory["other_rrd_files"],
         "members": len(inventory["members"]),
         "bytes": inventory["bundle"]["size"],
         "warnings": len(inventory["warnings"]),

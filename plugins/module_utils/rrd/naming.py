@@ -202,7 +202,10 @@ def _mapping_key(relative):
 
 
 class ZenossNames:
-    """Zenoss 5 naming of a perf file under ``Devices/``: metric ``<device>/<name>``, tags device / key / tenant."""
+    """Zenoss 5 naming of a perf file under ``Devices/``: metric ``<device>/<name>``, tags device / key / tenant.
+
+    ``key`` is :func:`resource_key` of the file's directory: ``Devices/<device>/<component path>``.
+    """
 
     def __init__(self, tenant, rrdpath_map=None, metric_template="{device}/{name}", tag_templates=None):
         self.tenant = tenant
@@ -227,7 +230,7 @@ class ZenossNames:
             name = name[:-len("_GAUGE")]
         directory = "/".join(parts[:-1])
         return {"device": parts[1], "name": name, "dir": directory, "path": "/".join(parts[:-1] + [name]),
-                "key": self.rrdpath_map.get(directory, directory), "tenant": self.tenant}
+                "key": resource_key(directory, self.rrdpath_map.get(directory)), "tenant": self.tenant}
 
     def series(self, fields, ds, several):
         values = dict(fields, ds=ds)
@@ -236,6 +239,27 @@ class ZenossNames:
             metric += "_" + ds
         tags = dict((key, zenoss_escape(template.format(**values))) for key, template in self.tag_templates.items())
         return zenoss_escape(metric), tags
+
+
+def resource_key(directory, mapped=None):
+    """The ``key`` tag Zenoss 5 queries for a perf directory ``Devices/<dir>``: ``Devices/`` and the object's path
+    below its device class's ``devices`` relation (prodbin 5.x ``MetricMixin.getResourceKey``), taken from the
+    ``rrdpath.map`` object path ``mapped`` when there is one, else the directory itself (Zenoss 4's ``rrdPath()``
+    is that same form).
+
+    Import4 cut the mapped path after the first ``devices/`` substring (``${mapped#*devices/}``); the first path
+    segment that *is* ``devices`` is the relation (Zope refuses a device class of that id), so a class such as
+    ``Storagedevices`` is not cut inside its name. Later ``devices`` segments belong to components and stay.
+    A mapped path without a ``devices`` segment, or ending there, says nothing of the device: the directory is kept
+    (Import4 would have written ``Devices/`` + the whole object path).
+    """
+    if mapped:
+        parts = [part for part in mapped.split("/") if part]
+        if "devices" in parts:
+            below = parts[parts.index("devices") + 1:]
+            if below:
+                return "Devices/" + "/".join(below)
+    return directory
 
 
 def find_upwards(directory, name, levels=3):

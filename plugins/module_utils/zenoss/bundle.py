@@ -3,19 +3,24 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Check and extract a Zenoss 4 export bundle (the ``check`` step of Zenoss Import4, done right).
 
-The bundle is an uncompressed tar made by export4::
+The bundle is an uncompressed tar made by export4 (members in its order)::
 
-    zenbackup_<ts>.tgz          zenbackup/{zodb.sql.gz, ZenPacks.tar, [zep.sql.gz], [zep.tar],
-                                           [zencatalogservice.tar], [perf.tar | perf.tar.gz], ...}
-    backup.md5                  ``md5sum -b`` of the tgz
-    dmd_uuid.txt                the source instance UUID (the tenant id of every perf point)
-    [componentList.txt] [rrdpath.map] [flexera/...] [<hub>-<collector>-perf-backup-<ts>.tgz ...]
+    componentList.txt rrdpath.map dmd_uuid.txt
+    <hub>-<collector>-perf-backup-<ts>.tgz ...   a remote collector's zenbackup: zenbackup/{etc.tar, perf.tar}
+    flexera/...                 licence files
+    zenbackup_4x.tgz            (zenbackup_YYYYMMDD.tgz from toolbox 0.8) zenbackup/{zodb.sql.gz, ZenPacks.tar,
+                                [backup.settings], [zep.sql.gz], [zep.tar], [etc.tar], [zodb_session.sql.gz],
+                                [bin.tar], [zencatalogservice.tar], [perf.tar | perf.tar.gz]}
+    backup.md5                  ``md5sum -b <absolute path of the tgz>``
 
 One forward pass reads the bundle: the tgz is hashed while it is inflated and its members written,
 perf archives are unpacked on the fly into ``perf/`` (remote collectors' into
-``collectors/<name>/``). Everything lands in a temporary directory inside ``dest`` that is renamed
-to ``dest/<bundle name>`` only once every check has passed: a failure or a kill leaves no
-half-extracted tree.
+``collectors/<name>/perf/``, the rest of their archive kept under ``collectors/<name>/zenbackup/``).
+Everything lands in a temporary directory inside ``dest`` that is renamed to ``dest/<bundle name>``
+only once every check has passed: a failure or a kill leaves no half-extracted tree.
+
+RRD files under ``perf/Devices/<device>/`` are counted in ``rrd_files`` (what the converters take);
+others, such as the daemons' own ``perf/Daemons/...``, in ``other_rrd_files``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,6 +33,8 @@ import tarfile
 import time
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import (
+    CHUNK,
+    Gunzip,
     GzipCheckingReader,
     GzipReader,
     HashingReader,
@@ -47,7 +54,11 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedDir
 
 MANIFEST = ".ferry-bundle.json"
+# The extracted layout's version, in the inventory and the step's inputs: an extraction of an older layout (version 1
+# left remote collectors' perf.tar packed) is redone rather than reused.
+LAYOUT = 2
 REQUIRED_INNER = ("zodb.sql.gz", "ZenPacks.tar")
+MODEL_DUMP = "zodb.sql.gz"
 OPTIONAL_INNER = ("zep.sql.gz", "zep.tar", "zencatalogservice.tar")
 PERF_ARCHIVES = ("perf.tar", "perf.tar.gz")
 SMALL_FILES = ("backup.md5", "dmd_uuid.txt")
@@ -104,7 +115,7 @@ class BundleChecker:
         self._inner = {}
         self._small = {}
         self._tgz = None
-        self._perf = {"archive": None, "rrd_files": 0, "files": 0, "bytes": 0}
+        self._perf = _perf_counts()
         self._collectors = {}
         self._flexera_files = 0
         self._text_lines = {}
@@ -187,23 +198,39 @@ class BundleChecker:
         self._tgz.update(md5=hashed.hexdigest(), uncompressed_size=inflated.bytes_out)
 
     def _read_collector(self, outer, member, collector):
-        inflated = GzipReader(open_member(outer, member, self.bundle_name), member.name)
-        tar = open_tar_stream(inflated, member.name)
-        counts = self._collectors.setdefault(collector, {"archive": member.name, "rrd_files": 0, "files": 0})
+        """A remote collector's zenbackup archive: its perf.tar unpacked into collectors/<name>/perf/, the rest
+        (zenbackup/etc.tar) kept as it is under collectors/<name>/; a bare perf/ tree is taken as it is too."""
+        archive = member_path(member, self.bundle_name)
+        if collector in (".", ".."):
+            raise FerryError("%s: remote collector archive %s has no collector name" % (self.bundle_name, archive))
+        if collector in self._collectors:
+            raise FerryError("%s holds two archives of remote collector %s (%s and %s): remove the older one"
+                             % (self.bundle_name, collector, self._collectors[collector]["archive"], archive))
+        counts = self._collectors[collector] = dict(_perf_counts(), archive=archive, perf_archive=None)
         under = "collectors/" + collector
-        for item in iter_members(tar, member.name):
-            self._extract(tar, item, member.name, under)
-            if item.isreg():
-                counts["files"] += 1
-                counts["rrd_files"] += int(item.name.endswith(".rrd"))
+        inflated = GzipReader(open_member(outer, member, self.bundle_name), archive)
+        tar = open_tar_stream(inflated, archive)
+        try:
+            for item in iter_members(tar, archive):
+                relative = member_path(item, archive)
+                if item.isreg() and _zenbackup_base(relative) in PERF_ARCHIVES:
+                    self._read_perf(tar, item, archive, _zenbackup_base(relative), counts, under)
+                    continue
+                self._extract(tar, item, archive, under)
+                if item.isreg() and relative.startswith("perf/"):
+                    _count_perf_file(counts, relative, item.size)
+        except (tarfile.TarError, EOFError) as exc:
+            raise FerryError("%s: truncated or corrupt (%s)" % (archive, exc))
         inflated.drain()
+        if not counts["files"]:
+            self.warnings.append("remote collector archive %s holds no perf data" % archive)
 
     # -- inside zenbackup_*.tgz ------------------------------------------------------------------
     def _inner_member(self, tar, member, archive):
         relative = member_path(member, archive)
-        base = relative[len("zenbackup/"):] if relative.startswith("zenbackup/") else relative
+        base = _zenbackup_base(relative)
         if member.isreg() and base in PERF_ARCHIVES:
-            self._read_perf(tar, member, archive, base)
+            self._read_perf(tar, member, archive, base, self._perf)
         elif member.isreg() and base.endswith(".sql.gz") and self.verify_dumps:
             self._write_checked_dump(tar, member, archive, relative)
         else:
@@ -213,31 +240,39 @@ class BundleChecker:
                 raise FerryError("%s: member %s appears twice" % (archive, relative))
             self._inner[base] = member.size
 
-    def _read_perf(self, tar, member, archive, base):
-        if self._perf["archive"] is not None:
+    def _read_perf(self, tar, member, archive, base, counts, under=""):
+        """Unpack a perf.tar[.gz] (``perf/Devices/...``, ``perf/Daemons/...``) under ``under``, counting it. Its name
+        goes to ``counts["archive"]`` of the main perf data, ``counts["perf_archive"]`` of a remote collector's."""
+        slot = "perf_archive" if under else "archive"
+        if counts[slot] is not None:
             raise FerryError("%s holds both perf.tar and perf.tar.gz: remove one of them and build the bundle again"
                              % archive)
-        self._perf["archive"] = base
+        counts[slot] = base
+        name = "%s in %s" % (base, archive) if under else base
         source = open_member(tar, member, archive)
         if base.endswith(".gz"):
-            source = GzipReader(source, base)
-        perf = open_tar_stream(source, base)
+            source = GzipReader(source, name)
+        perf = open_tar_stream(source, name)
         try:
-            for item in iter_members(perf, base):
-                self._extract(perf, item, base)
+            for item in iter_members(perf, name):
+                self._extract(perf, item, name, under)
                 if item.isreg():
-                    self._perf["files"] += 1
-                    self._perf["bytes"] += item.size
-                    self._perf["rrd_files"] += int(item.name.endswith(".rrd"))
+                    _count_perf_file(counts, member_path(item, name), item.size)
         except (tarfile.TarError, EOFError) as exc:
-            raise FerryError("%s: truncated or corrupt (%s)" % (base, exc))
+            raise FerryError("%s: truncated or corrupt (%s)" % (name, exc))
         if base.endswith(".gz"):
             source.drain()
 
     def _write_checked_dump(self, tar, member, archive, relative):
-        """Write a SQL dump as is while inflating it, so a corrupt dump fails now, not at import."""
-        checker = GzipCheckingReader(open_member(tar, member, archive), relative)
+        """Write a SQL dump as is while inflating it, so a corrupt dump fails now, not at import. The model dump
+        must hold a line starting with INSERT INTO, as Import4's check wants: an empty model is no migration."""
+        model = _zenbackup_base(relative) == MODEL_DUMP
+        checker = (_ModelDumpReader if model else GzipCheckingReader)(open_member(tar, member, archive), relative)
         self._extractor.write_file(relative, checker, member.size, 0o644, member.mtime, self._advance)
+        if model and not checker.has_insert:
+            raise FerryError("%s: %s holds no line starting with INSERT INTO: the model database dump is empty or "
+                             "not a mysqldump (Import4 refuses it too); export the model again"
+                             % (archive, relative))
 
     # -- small outer files ----------------------------------------------------------------------
     def _keep_small_file(self, outer, member, name):
@@ -267,6 +302,7 @@ class BundleChecker:
         uuid = self._dmd_uuid()
         return {
             "bundle": identity,
+            "layout": LAYOUT,
             "extracted_path": self.target,
             "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "dmd_uuid": uuid,
@@ -276,6 +312,8 @@ class BundleChecker:
             "optional": self._optional_parts(),
             "perf": dict(self._perf),
             "rrd_files": self._perf["rrd_files"] + sum(c["rrd_files"] for c in self._collectors.values()),
+            "other_rrd_files": (self._perf["other_rrd_files"]
+                                + sum(c["other_rrd_files"] for c in self._collectors.values())),
             "remote_collectors": [dict(name=name, **counts) for name, counts in sorted(self._collectors.items())],
             "components": self._text_lines.get("componentList.txt"),
             "rrdpath_map_lines": self._text_lines.get("rrdpath.map"),
@@ -362,6 +400,65 @@ class BundleChecker:
         if force or now - self._last_report >= 0.5:
             self._last_report = now
             self._progress(self._outer.tell(), self._size)
+
+
+def _zenbackup_base(relative):
+    """A zenbackup archive member's path below ``zenbackup/``."""
+    return relative[len("zenbackup/"):] if relative.startswith("zenbackup/") else relative
+
+
+def _perf_counts():
+    return {"archive": None, "rrd_files": 0, "other_rrd_files": 0, "files": 0, "bytes": 0}
+
+
+def is_device_rrd(relative):
+    """``perf/Devices/<device>/.../x.rrd``: a file the converters take (they skip the rest, e.g. perf/Daemons)."""
+    parts = relative.split("/")
+    return relative.endswith(".rrd") and len(parts) >= 4 and parts[:2] == ["perf", "Devices"]
+
+
+def _count_perf_file(counts, relative, size):
+    counts["files"] += 1
+    counts["bytes"] += size
+    if relative.endswith(".rrd"):
+        counts["rrd_files" if is_device_rrd(relative) else "other_rrd_files"] += 1
+
+
+class _InsertWatcher(Gunzip):
+    """Gunzip that also notes whether the inflated text has a line starting with ``INSERT INTO``, wherever the
+    read chunks cut it (Import4: ``egrep "^INSERT INTO"``)."""
+
+    MARK = b"\nINSERT INTO"
+
+    def __init__(self, name):
+        Gunzip.__init__(self, name)
+        self.found = False
+        self._tail = b"\n"  # the first line counts too
+
+    def pieces(self, data, limit=CHUNK):
+        for piece in Gunzip.pieces(self, data, limit):
+            if not self.found:
+                self._watch(piece)
+            yield piece
+
+    def _watch(self, piece):
+        keep = len(self.MARK) - 1
+        head = self._tail + piece[:keep]  # a mark straddling the previous piece and this one
+        if self.MARK in head or self.MARK in piece:
+            self.found = True
+        self._tail = head[-keep:] if len(piece) < keep else piece[-keep:]
+
+
+class _ModelDumpReader(GzipCheckingReader):
+    """GzipCheckingReader of the model dump, also watching for its first INSERT INTO line."""
+
+    def __init__(self, raw, name):
+        GzipCheckingReader.__init__(self, raw, name)
+        self._gunzip = _InsertWatcher(name)
+
+    @property
+    def has_insert(self):
+        return self._gunzip.found
 
 
 class _BytesSource:

@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import io
+import configparser
 import json
 import os
 import posixpath
@@ -17,7 +18,7 @@ import zlib
 import pytest
 import rrdtool
 
-from tools.gen_zenoss_bundle import VARIANTS, _GzipWriter, build_bundle
+from tools.gen_zenoss_bundle import VARIANTS, _GzipWriter, build_bundle, strip_definer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 EXPECTED_RRAS = [("AVERAGE", 1), ("AVERAGE", 6), ("AVERAGE", 24), ("AVERAGE", 288),
@@ -74,19 +75,33 @@ def test_outer_tar_layout(good):
     with tarfile.open(good["path"], "r:") as tar:
         assert tar.getnames() == good["members"]
         assert all(m.uname == "zenoss" for m in tar.getmembers())
+        assert [m.name for m in tar.getmembers() if m.isdir()] == ["flexera"]
     stamp = re.search(r"\d{8}-\d{6}", os.path.basename(good["path"])).group()
+    # export4's make_export_tar order: one `tar -C <dir> -rf` each
     assert good["members"] == [
-        "componentList.txt", "dmd_uuid.txt", f"localhost-collector1-perf-backup-{stamp}.tgz",
-        "flexera", "flexera/zenoss_rm.lic", "flexera/tsf_zenoss.data", "rrdpath.map",
-        f"zenbackup_{stamp}.tgz", "backup.md5",
+        "componentList.txt", "rrdpath.map", "dmd_uuid.txt", f"localhost-collector1-perf-backup-{stamp}.tgz",
+        "flexera", "flexera/zenoss_rm.lic", "flexera/tsf_zenoss.data", "zenbackup_4x.tgz", "backup.md5",
     ]
-    assert good["tgz_name"] == f"zenbackup_{stamp}.tgz"
+    assert good["tgz_name"] == "zenbackup_4x.tgz"
+    with open(good["path"], "rb") as fileobj:
+        data = fileobj.read()
+    assert b"flexera/\0" in data  # the directory's header, as tar -rf writes it
 
 
 def test_backup_md5_matches_tgz(good):
     digest = hashlib.md5(member_bytes(good, good["tgz_name"])).hexdigest()
     assert good["md5"] == good["md5_recorded"] == digest
-    assert member_bytes(good, "backup.md5").decode() == f"{digest} *{good['tgz_name']}\n"
+    # md5sum -b of the absolute path where export4 had zenbackup write the archive
+    assert re.fullmatch(r"/home/zenoss/tmp[a-z0-9_]{6}/backups/zenbackup_4x\.tgz", good["md5_path"])
+    assert member_bytes(good, "backup.md5").decode() == f"{digest} *{good['md5_path']}\n"
+
+
+def test_older_dated_tgz_name(tmp_path):
+    old = build_bundle(str(tmp_path), devices=1, rrds_per_device=1, tgz_name="dated", export_dir="/srv/x")
+    assert old["tgz_name"] == "zenbackup_20180601.tgz" and old["tgz_name"] in old["members"]
+    assert member_bytes(old, "backup.md5").decode() == f"{old['md5']} */opt/zenoss/backups/zenbackup_20180601.tgz\n"
+    moved = build_bundle(str(tmp_path / "m"), devices=1, rrds_per_device=1, export_dir="/srv/export/")
+    assert moved["md5_path"].startswith("/srv/export/tmp")
 
 
 def test_text_members(good):
@@ -97,23 +112,96 @@ def test_text_members(good):
         assert re.fullmatch(r"/zport/dmd/Devices/[\w/]+/devices/\w+", device["path"])
         expected += [f"### components for {device['path']}"] + device["components"]
     assert member_bytes(good, "componentList.txt").decode().splitlines() == expected
-    paths = {device["id"]: device["path"] for device in good["devices"]}
-    for line in member_bytes(good, "rrdpath.map").decode().splitlines():
+    # rrdpath.map: "<rrdPath()>|<primary path>" for every device and every monitored component, RRDs or not
+    lines = member_bytes(good, "rrdpath.map").decode().splitlines()
+    objects = [path for device in good["devices"] for path in [device["path"]] + device["components"]]
+    assert [line.split("|")[1] for line in lines] == objects
+    for line in lines:
         perf_dir, object_path = line.split("|")
-        device_id, rest = perf_dir.removeprefix("Devices/").partition("/")[::2]
-        assert object_path == paths[device_id] + (f"/{rest}" if rest else "")
+        assert perf_dir == "Devices/" + object_path.split("/devices/", 1)[1]
 
 
 def test_zenbackup_tgz_members(good):
     with open_tgz(good) as tgz:
         names = tgz.getnames()
         assert names == good["zenbackup_members"]
-        assert all(name == "zenbackup" or name.startswith("zenbackup/") for name in names)
         for member in tgz:
             assert member.isdir() or member.isreg()
             assert not any(check(member) for check in HOSTILE_CHECKS.values())
-    assert {"zenbackup/zodb.sql.gz", "zenbackup/ZenPacks.tar", "zenbackup/zep.sql.gz", "zenbackup/zep.tar",
-            "zenbackup/zencatalogservice.tar", "zenbackup/perf.tar"} <= set(names)
+        assert tgz.getmember("zenbackup").isdir() and tgz.getmember("zenbackup").mode == 0o750
+    # tar czfC <out> <tmp> zenbackup: the directory, then what ZenBackup.makeBackup wrote, in its order
+    assert names == ["zenbackup"] + ["zenbackup/" + name for name in (
+        "backup.settings", "zep.sql.gz", "zep.tar", "etc.tar", "zodb.sql.gz", "zodb_session.sql.gz", "ZenPacks.tar",
+        "bin.tar", "zencatalogservice.tar", "perf.tar")]
+
+
+def test_backup_settings_and_small_tars(good):
+    settings = configparser.ConfigParser()
+    settings.read_string(tgz_member_bytes(good, "zenbackup/backup.settings").decode())
+    assert settings.sections() == ["zenbackup"]
+    assert dict(settings["zenbackup"]) == {
+        "zodb_host": "localhost", "zodb_port": "3306", "zodb_db": "zodb", "zodb_user": "zenoss",
+        "zodb_password": "zenoss", "zepdbhost": "localhost", "zepdbport": "3306", "zepdbname": "zenoss_zep",
+        "zepdbuser": "zenoss", "zepdbpass": "zenoss"}
+    etc = nested_names(tgz_member_bytes(good, "zenbackup/etc.tar"))
+    assert etc[0] == "etc" and "etc/global.conf" in etc
+    assert nested_names(tgz_member_bytes(good, "zenbackup/bin.tar"))[0] == "bin"
+
+
+def test_perf_tar_is_zenhome_perf(good):
+    """tar chfC perf.tar $ZENHOME perf: the perf directory, each directory before what it holds."""
+    names = nested_names(tgz_member_bytes(good, "zenbackup/perf.tar"))
+    assert names[0] == "perf" and {"perf/Daemons", "perf/Devices"} <= set(names)
+    for index, name in enumerate(names[1:], 1):
+        assert posixpath.dirname(name) in names[:index]
+    daemons = [n for n in names if n.startswith("perf/Daemons/") and n.endswith(".rrd")]
+    assert daemons and all(re.fullmatch(r"perf/Daemons/zen\w+/localhost_\w+\.rrd", n) for n in daemons)
+
+
+def test_remote_collector_archive_is_a_zenbackup(good, tmp_path):
+    """zenbackup --no-eventsdb --no-zodb on the collector: zenbackup/etc.tar and zenbackup/perf.tar only."""
+    archive = good["remote_archives"][0]
+    data = member_bytes(good, archive)
+    assert nested_names(data, "r:gz") == good["remote_members"][archive] == [
+        "zenbackup", "zenbackup/etc.tar", "zenbackup/perf.tar"]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        perf = tar.extractfile("zenbackup/perf.tar").read()
+        assert b"monitor collector1" in tar.extractfile("zenbackup/etc.tar").read()
+    rrds = extract_rrds(perf, "r:", tmp_path)
+    devices = [n for n in rrds if n.startswith("perf/Devices/")]
+    assert len(devices) == good["remote_rrd_count"] == 8
+    assert len(rrds) - len(devices) == good["remote_daemon_rrd_count"] == 4
+    assert all(n.startswith("perf/Daemons/") and "/collector1_" in n for n in rrds if n not in devices)
+
+
+def test_remote_collector_bare_layout(tmp_path):
+    bare = build_bundle(str(tmp_path), devices=2, rrds_per_device=2, remote_collectors=1, remote_layout="bare",
+                        with_daemons=False)
+    names = nested_names(member_bytes(bare, bare["remote_archives"][0]), "r:gz")
+    assert [n for n in names if n.endswith(".rrd")] == bare["devices"][1]["rrds"] and names[0] == "perf"
+
+
+def test_dumps_as_zenbackup_writes_them(good):
+    zep_gz = tgz_member_bytes(good, "zenbackup/zep.sql.gz")
+    assert zep_gz[3] & 0x08 and zep_gz[10:18] == b"zep.sql\0"  # Python's gzip module names the file
+    zodb_gz = tgz_member_bytes(good, "zenbackup/zodb.sql.gz")
+    assert not zodb_gz[3] & 0x08  # gzip -c of a pipe: no name
+    zep = gzip.decompress(zep_gz).decode()
+    assert "DEFINER" not in zep  # strip_definer
+    assert "DELIMITER ;;\n/*!50003 CREATE*/  /*!50003 PROCEDURE `event_archive_purge`()\nBEGIN" in zep
+    session = gzip.decompress(tgz_member_bytes(good, "zenbackup/zodb_session.sql.gz")).decode()
+    assert "CREATE TABLE `object_state`" in session and "INSERT INTO" not in session  # --no-data
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER t */;;\n",
+     "/*!50003 CREATE*/  /*!50003 TRIGGER t */;;\n"),
+    ("/*!50001 VIEW `v` AS select 1 */;\n", "/*!50001 VIEW `v` AS select 1 */;\n"),
+    ("CREATE DEFINER=`root`@`localhost` PROCEDURE p()\n", "CREATE DEFINER=`root`@`localhost` PROCEDURE p()\n"),
+    ("/* " + "x" * 500 + " DEFINER=`a`@`b` */\n", "/* " + "x" * 500 + " DEFINER=`a`@`b` */\n"),  # > 500: kept
+])
+def test_strip_definer_is_zenbackups(line, expected):
+    assert strip_definer(line) == expected
 
 
 def test_tgz_is_one_plain_gzip_member(good):
@@ -152,16 +240,25 @@ def extract_rrds(data, mode, dest):
         return sorted(n for n in tar.getnames() if n.endswith(".rrd"))
 
 
+def remote_perf_tar(info, archive):
+    with tarfile.open(fileobj=io.BytesIO(member_bytes(info, archive)), mode="r:gz") as tar:
+        return tar.extractfile("zenbackup/perf.tar").read()
+
+
 def test_rrds_are_real_and_filled(good, tmp_path):
-    local = extract_rrds(tgz_member_bytes(good, "zenbackup/perf.tar"), "r:", tmp_path)
-    remote = extract_rrds(member_bytes(good, good["remote_archives"][0]), "r:gz", tmp_path)
+    local = extract_rrds(tgz_member_bytes(good, "zenbackup/perf.tar"), "r:", tmp_path / "local")
+    remote = extract_rrds(remote_perf_tar(good, good["remote_archives"][0]), "r:", tmp_path / "remote")
+    daemons = [n for n in local + remote if n.startswith("perf/Daemons/")]
+    assert len(daemons) == good["daemon_rrd_count"] == 8
+    local = [n for n in local if n not in daemons]
+    remote = [n for n in remote if n not in daemons]
     assert len(local) + len(remote) == good["rrd_count"] == 24 and len(remote) == good["remote_rrd_count"] == 8
     assert sorted(local + remote) == sorted(rrd for device in good["devices"] for rrd in device["rrds"])
     assert any(name.endswith("_GAUGE.rrd") for name in local)
     assert all(re.fullmatch(r"perf/Devices/\w+/([\w/]+/)?\w+\.rrd", name) for name in local + remote)
     types = set()
     for name in local + remote:
-        path = str(tmp_path / name)
+        path = str(tmp_path / ("local" if name in local else "remote") / name)
         info = rrdtool.info(path)
         types.add(info["ds[ds0].type"])
         assert info["step"] == 300 and info["last_update"] == good["end"]
@@ -176,11 +273,13 @@ def test_rrds_are_real_and_filled(good, tmp_path):
 def test_perf_variants_and_optional_parts(tmp_path):
     gz = build_bundle(str(tmp_path / "gz"), devices=2, rrds_per_device=2, perf="tar.gz")
     assert "zenbackup/perf.tar.gz" in gz["zenbackup_members"] and "zenbackup/perf.tar" not in gz["zenbackup_members"]
-    assert sum(n.endswith(".rrd") for n in nested_names(tgz_member_bytes(gz, "zenbackup/perf.tar.gz"), "r:gz")) == 4
+    assert sum(n.endswith(".rrd") for n in nested_names(tgz_member_bytes(gz, "zenbackup/perf.tar.gz"), "r:gz")) == 8
     bare = build_bundle(str(tmp_path / "bare"), devices=2, perf="none", remote_collectors=2, with_events=False,
                         with_indexes=False, with_flexera=False, with_rrdpath_map=False)
     assert bare["members"] == ["componentList.txt", "dmd_uuid.txt", bare["tgz_name"], "backup.md5"]
-    assert bare["zenbackup_members"] == ["zenbackup", "zenbackup/zodb.sql.gz", "zenbackup/ZenPacks.tar"]
+    assert bare["zenbackup_members"] == ["zenbackup"] + ["zenbackup/" + name for name in (
+        "backup.settings", "etc.tar", "zodb.sql.gz", "zodb_session.sql.gz", "ZenPacks.tar", "bin.tar")]
+    assert bare["daemon_rrd_count"] == 0
     assert bare["rrd_count"] == 0 and bare["remote_archives"] == []
 
 
@@ -228,7 +327,8 @@ def test_gzip_writer_level_switches_keep_one_member():
 def test_invalid_arguments(tmp_path):
     for kwargs in ({"perf": "zip"}, {"variant": "nope"}, {"devices": 0},
                    {"pad_bytes": 1, "with_events": False, "with_indexes": False},
-                   {"variant": "both_perf", "perf": "none"}, {"name": "../x"}):
+                   {"variant": "both_perf", "perf": "none"}, {"name": "../x"}, {"tgz_name": "x"},
+                   {"remote_layout": "x"}, {"export_dir": "relative"}):
         with pytest.raises(ValueError):
             build_bundle(str(tmp_path), **kwargs)
     assert [p for p in os.listdir(tmp_path) if not p.startswith("4x-")] == []
@@ -265,7 +365,8 @@ def fixture_bad(tmp_path_factory):
 
 def test_every_variant_is_tested():
     tested = {"md5_mismatch", "missing_md5", "missing_zenpacks", "missing_zodb", "both_perf", "truncated",
-              "corrupt_gzip", "corrupt_gzip_md5_ok"} | set(HOSTILE_CHECKS) | {f"tgz_{k}" for k in HOSTILE_CHECKS}
+              "zodb_no_insert", "corrupt_gzip", "corrupt_gzip_md5_ok"}
+    tested |= set(HOSTILE_CHECKS) | {f"tgz_{k}" for k in HOSTILE_CHECKS}
     assert set(VARIANTS) == tested
 
 
@@ -289,6 +390,11 @@ def test_missing_required_member(bad, variant, absent):
     with open_tgz(bad(variant)) as tgz:
         names = tgz.getnames()
     assert absent not in names and len(names) >= 5
+
+
+def test_zodb_no_insert(bad):
+    zodb = gzip.decompress(tgz_member_bytes(bad("zodb_no_insert"), "zenbackup/zodb.sql.gz")).decode()
+    assert "CREATE TABLE `object_state`" in zodb and "INSERT INTO" not in zodb
 
 
 def test_both_perf(bad):

@@ -32,6 +32,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.rrd.naming import (
     NavNames,
     ZenossNames,
     find_upwards,
+    resource_key,
     load_mapping,
     nav_escape,
     read_rrdpath_map,
@@ -262,10 +263,43 @@ def test_zenoss_fields_of_an_interface_file():
 
 
 def test_zenoss_key_comes_from_the_rrdpath_map():
+    # Zenoss 5 queries Devices/<path below the device class's devices relation> (MetricMixin.getResourceKey).
     names = ZenossNames("t", rrdpath_map={ETH0: "/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0"})
-    assert names.fields(ETH0 + "/ifInOctets_ifInOctets.rrd")["key"] == \
-        "/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0"
+    assert names.fields(ETH0 + "/ifInOctets_ifInOctets.rrd")["key"] == "Devices/dev1/os/interfaces/eth0"
     assert names.fields("Devices/dev2/sysUpTime_sysUpTime.rrd")["key"] == "Devices/dev2"
+
+
+def test_zenoss_key_follows_the_mapped_object_not_the_directory():
+    # A device renamed or a component whose rrdPath differs: the mapped object path wins, as in Import4.
+    names = ZenossNames("t", rrdpath_map={"Devices/old1/os/x": "/zport/dmd/Devices/Server/devices/new1/hw/cards/x"})
+    assert names.fields("Devices/old1/os/x/a.rrd")["key"] == "Devices/new1/hw/cards/x"
+    assert names.fields("Devices/old1/os/x/a.rrd")["dir"] == "Devices/old1/os/x"
+
+
+@pytest.mark.parametrize("mapped, expected", [
+    # nested device classes: only the devices relation counts, however deep the class
+    ("/zport/dmd/Devices/Network/Router/Cisco/Core/devices/rtr1", "Devices/rtr1"),
+    # a later devices segment belongs to a component path and stays (Import4 cut at the first one too)
+    ("/zport/dmd/Devices/Storage/devices/san1/hw/devices/disk0", "Devices/san1/hw/devices/disk0"),
+    # a class whose name ends in "devices" is not cut inside its name (Import4's ${mapped#*devices/} was)
+    ("/zport/dmd/Devices/Storagedevices/devices/san1/os", "Devices/san1/os"),
+    ("/zport/dmd/Devices/Server/devices/dev1/", "Devices/dev1"),  # trailing slash
+    ("zport//dmd/Devices/Server/devices//dev1", "Devices/dev1"),  # empty segments
+    # no devices relation, or nothing after it: the directory is kept
+    ("/zport/dmd/Monitors/Performance/localhost", "Devices/dev1"),
+    ("/zport/dmd/Devices/Server/devices/", "Devices/dev1"),
+    ("", "Devices/dev1"),
+    (None, "Devices/dev1"),
+])
+def test_resource_key_edge_cases(mapped, expected):
+    assert resource_key("Devices/dev1", mapped) == expected
+
+
+def test_zenoss_key_of_a_generated_map_line():
+    # rrdpath.map as export4 writes it: "<rrdPath()>|<primary path>"; the key equals the rrdPath again.
+    line = "Devices/web01/os/filesystems/boot|/zport/dmd/Devices/Server/Linux/devices/web01/os/filesystems/boot"
+    directory, mapped = line.split("|")
+    assert resource_key(directory, mapped) == directory
 
 
 @pytest.mark.parametrize("relative", ["Devices/dev1/laLoadInt5_laLoadInt5_GAUGE.rrd",
@@ -280,10 +314,16 @@ def test_zenoss_skips_files_not_under_a_device(relative):
 
 
 def test_zenoss_series_escapes_metric_and_tags():
-    names = ZenossNames("t:1", rrdpath_map={"Devices/my dev": "/zport/dmd/Devices/my dev"})
+    names = ZenossNames("t:1", rrdpath_map={"Devices/my dev": "/zport/dmd/Devices/A B/devices/my dev"})
     metric, tags = names.series(names.fields("Devices/my dev/cpu (user)_cpu.rrd"), "ds0", False)
     assert metric == "my-dev/cpu--user-_cpu"
-    assert tags == {"device": "my-dev", "key": "/zport/dmd/Devices/my-dev", "zenoss_tenant_id": "t-1"}
+    assert tags == {"device": "my-dev", "key": "Devices/my-dev", "zenoss_tenant_id": "t-1"}
+
+
+def test_zenoss_key_escapes_non_ascii_and_newlines():
+    names = ZenossNames("t", rrdpath_map={"Devices/d\xe9v": "/zport/dmd/Devices/S/devices/d\xe9v/os/i f\n0"})
+    _metric, tags = names.series(names.fields("Devices/d\xe9v/x.rrd"), "ds0", False)
+    assert tags["key"] == "Devices/d-v/os/i-f-0"
 
 
 @pytest.mark.parametrize("template, several, expected", [
