@@ -22,9 +22,13 @@ description:
     whose increments are rate times that archive's step (O(counters)).
   - Zenoss 5 naming by default. Metric C(<device>/<name>), C(<name>) being the file name without C(.rrd) and
     without a C(_GAUGE) suffix (C(X.rrd) is skipped when C(X_GAUGE.rrd) exists, as Zenoss does); tags
-    C(device), C(key) (C(Devices/<dir>), or the object path C(rrdpath.map) gives for it) and
-    C(zenoss_tenant_id) (the instance UUID from C(dmd_uuid.txt)); characters outside C([0-9a-zA-Z-_./])
-    become C(-). O(metric_template) and O(tags) change the naming.
+    C(device), C(key) and C(zenoss_tenant_id) (the instance UUID from C(dmd_uuid.txt)); characters outside
+    C([0-9a-zA-Z-_./]) become C(-). O(metric_template) and O(tags) change the naming.
+  - C(key) is what Zenoss 5 queries (C(MetricMixin.getResourceKey)), C(Devices/) and the object's path below its
+    device class, for example C(Devices/dev1/os/interfaces/eth0) for the object
+    C(/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0) that C(rrdpath.map) gives for the
+    directory (what follows the first path segment C(devices)); a directory the map does not name, or names
+    without a C(devices) segment, gives C(Devices/<dir>).
   - Files are converted by O(workers) processes into batches of at most O(files_per_batch) files; O(shard_index) and
     O(shard_count) split one tree over several hosts. A file is done once the batch holding it is finished
     (its manifest lists the files), so a killed run redoes only the unfinished batches and a later run
@@ -118,6 +122,13 @@ EXAMPLES = r"""
     dest: /srv/ferry/points
     state_dir: /srv/ferry/state
 
+- name: Convert a remote collector's perf data (bundle_check unpacks each into collectors/<hub>-<collector>/perf)
+  ferry.migrate.rrd_to_tsdb:
+    src: /srv/ferry/extract/4x-export-20180601-120000/collectors/localhost-collector1/perf
+    dest: /srv/ferry/points-collector1
+    state_dir: /srv/ferry/state
+    step: rrd_to_tsdb_collector1
+
 - name: Convert and send to OpenTSDB, half the tree on each of two workers
   ferry.migrate.rrd_to_tsdb:
     src: /srv/ferry/extract/4x-export-20180601-120000/perf
@@ -192,25 +203,21 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import check_paths, exit_with
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import check_http_params, http_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import state_argument_spec
 from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import DoneLog
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import convert_points_tree, points_done
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.jobs import TsdbJob
-from ansible_collections.ferry.migrate.plugins.module_utils.rrd.naming import (
-    ZenossNames,
-    find_upwards,
-    read_rrdpath_map,
-    read_tenant,
-)
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.steps import (
     check_numbers,
     conversion_warnings,
     finish,
+    naming_argument_spec,
     needs_binding,
     prepare,
     rrd_argument_spec,
+    zenoss_naming,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import accelerators
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import (
@@ -218,17 +225,6 @@ from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import
     put_argument_spec,
     restore_step,
 )
-
-
-def naming(params):
-    tenant = params["tenant_id"]
-    if not tenant:
-        uuid_file = params["dmd_uuid_file"] or find_upwards(params["src"], "dmd_uuid.txt")
-        if not uuid_file:
-            raise FerryError("no dmd_uuid.txt in %s or above it: give tenant_id or dmd_uuid_file" % params["src"])
-        tenant = read_tenant(uuid_file)
-    map_file = params["rrdpath_map"] or find_upwards(params["src"], "rrdpath.map")
-    return ZenossNames(tenant, read_rrdpath_map(map_file), params["metric_template"], params["tags"]), map_file
 
 
 MAX_FILES_PER_BATCH = 100000
@@ -239,7 +235,7 @@ def run(params, check_mode):
     check_numbers(params, {"files_per_batch": (1, MAX_FILES_PER_BATCH)})
     check_put_params(params)
     check_http_params(params, ("url",))
-    names, map_file = naming(params)
+    names, map_file = zenoss_naming(params)
     job = TsdbJob(params["src"], names, counters=params["counters"])
     inputs = {"dest": os.path.abspath(params["dest"]), "tenant": names.tenant, "map": map_file,
               "template": (params["metric_template"], params["tags"]), "per_batch": params["files_per_batch"]}
@@ -272,15 +268,11 @@ def send(params, check_mode, name):
 def argument_spec():
     spec = dict(
         dest=dict(type="path", required=True),
-        tenant_id=dict(type="str"),
-        dmd_uuid_file=dict(type="path"),
-        rrdpath_map=dict(type="path"),
-        metric_template=dict(type="str", default="{device}/{name}"),
-        tags=dict(type="dict", default={"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}),
         files_per_batch=dict(type="int", default=64),
         url=dict(type="str"),
     )
     spec.update(rrd_argument_spec())
+    spec.update(naming_argument_spec())
     spec.update(put_argument_spec())
     spec.update(http_argument_spec())
     spec.update(state_argument_spec())

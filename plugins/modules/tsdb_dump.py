@@ -240,7 +240,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
-    FerryError,
     check_paths,
     check_ranges,
     exit_with,
@@ -258,6 +257,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import 
     attempt_step,
     state_argument_spec,
 )
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import check_shard
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.points import batch_interval_ms, parse_time
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.remote import OpenTSDBSource, PrometheusSource
 from ansible_collections.ferry.migrate.plugins.module_utils.tsdb.transfer import (
@@ -313,16 +313,14 @@ def run(params, check_mode):
 
 # Ranges of this module's own numeric options; the endpoint options have theirs next to their spec.
 DUMP_RANGES = {"points_per_query": (1, 10000000), "min_free_mb": (0, None), "min_free_inodes": (0, None),
-               "space_wait_timeout": (0, 604800), "shard_count": (1, None), "shard_index": (0, None)}
+               "space_wait_timeout": (0, 604800)}
 
 
 def check_options(params):
     """Refuse bad values before anything is recorded: empty paths, numbers out of range, an unusable URL."""
     check_paths(params, ("dest", "state_dir"))
     check_ranges(params, DUMP_RANGES)
-    if params["shard_index"] >= params["shard_count"]:
-        raise FerryError("shard_index=%d is out of range: it must be from 0 to shard_count - 1 (%d)"
-                         % (params["shard_index"], params["shard_count"] - 1))
+    check_shard(params)
     check_http_params(params, ("url",))
 
 

@@ -51,6 +51,7 @@ import zlib
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     SAMPLE_LIMIT,
     FerryError,
+    check_ranges,
     open_private,
     readable,
 )
@@ -59,6 +60,18 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
 def in_shard(relative, shard_index, shard_count):
     """Whether a file is in this shard: a hash of its name's bytes (as they are, UTF-8 or not)."""
     return shard_count <= 1 or zlib.crc32(relative.encode("utf-8", "surrogateescape")) % shard_count == shard_index
+
+
+SHARD_RANGES = {"shard_count": (1, None), "shard_index": (0, None)}
+
+
+def check_shard(params):
+    """Refuse ``shard_index`` / ``shard_count`` options that split nothing (the one check of every module that
+    takes them, before anything is recorded): a count below 1, an index outside ``[0, shard_count)``."""
+    check_ranges(params, SHARD_RANGES)
+    if params["shard_index"] >= params["shard_count"]:
+        raise FerryError("shard_index=%d is out of range: it must be from 0 to shard_count - 1 (%d)"
+                         % (params["shard_index"], params["shard_count"] - 1))
 
 
 def file_stamp(path):

@@ -12,15 +12,24 @@ import os
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd import rrdfile as rrd
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_ranges
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import RESUME, RUN, SKIP, attempt_step
-from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import default_workers, relative_files
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import (
+    check_shard,
+    default_workers,
+    relative_files,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.convert import pending_files
+from ansible_collections.ferry.migrate.plugins.module_utils.rrd.naming import (
+    ZenossNames,
+    find_upwards,
+    read_rrdpath_map,
+    read_tenant,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.rrd.rrdfile import source_files
 
 
 MAX_WORKERS = 1024
 # the numeric options of the doc fragment, (lowest, highest) both allowed, None: no upper bound
-RANGES = {"workers": (0, MAX_WORKERS), "shard_count": (1, None), "shard_index": (0, None),
-          "max_failed_files": (0, None), "min_free_mb": (0, None)}
+RANGES = {"workers": (0, MAX_WORKERS), "max_failed_files": (0, None), "min_free_mb": (0, None)}
 
 
 def rrd_argument_spec():
@@ -37,10 +46,36 @@ def rrd_argument_spec():
     )
 
 
+def naming_argument_spec():
+    """Options of the ``ferry.migrate.zenoss_naming`` doc fragment: how a Zenoss perf file's series are named."""
+    return dict(
+        tenant_id=dict(type="str"),
+        dmd_uuid_file=dict(type="path"),
+        rrdpath_map=dict(type="path"),
+        metric_template=dict(type="str", default="{device}/{name}"),
+        tags=dict(type="dict", default={"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}),
+    )
+
+
+def zenoss_naming(params):
+    """``(ZenossNames, rrdpath.map path or None)`` from the naming options: the one place rrd_to_tsdb and rrd_verify
+    read the tenant and the map, so both name every series alike."""
+    tenant = params["tenant_id"]
+    if not tenant:
+        uuid_file = params["dmd_uuid_file"] or find_upwards(params["src"], "dmd_uuid.txt")
+        if not uuid_file:
+            raise FerryError("no dmd_uuid.txt in %s or above it: give tenant_id or dmd_uuid_file" % params["src"])
+        tenant = read_tenant(uuid_file)
+    map_file = params["rrdpath_map"] or find_upwards(params["src"], "rrdpath.map")
+    return ZenossNames(tenant, read_rrdpath_map(map_file), params["metric_template"], params["tags"]), map_file
+
+
 def check_numbers(params, ranges=None):
     """Refuse a numeric option outside its documented range before anything is read or written; ``ranges``: a
-    module's own numeric options, as ``common.check_ranges`` takes them."""
+    module's own numeric options, as ``common.check_ranges`` takes them. The shard is checked as tsdb_dump checks
+    its own (``core.tree.check_shard``)."""
     check_ranges(params, dict(RANGES, **(ranges or {})))
+    check_shard(params)
 
 
 def needs_binding(params):
@@ -91,9 +126,6 @@ def prepare(params, check_mode, inputs, default_step, done_so_far):
     src = os.path.abspath(params["src"])
     if not os.path.isdir(src):
         raise FerryError("source directory %s does not exist" % src)
-    if params["shard_count"] < 1 or not 0 <= params["shard_index"] < params["shard_count"]:
-        raise FerryError("shard_index must be in [0, shard_count): got %d of %d"
-                         % (params["shard_index"], params["shard_count"]))
     files = relative_files(src, params["files"]) if params["files"] else None
     inputs = dict(inputs, src=src, files=files, counters=params["counters"],
                   shard=(params["shard_index"], params["shard_count"]))
