@@ -118,3 +118,53 @@ def test_servers_env_is_a_shell_file(servers):
     result = run(["bash", "-c", 'set -eu; source "$1"; echo "$FERRY_VM_DEFAULT_LOG"', "-", env_file])
     assert result.returncode == 0 and not result.stderr, result.stderr
     assert result.stdout.strip() == servers["FERRY_VM_DEFAULT_LOG"]
+
+
+def connect_target(servers, **kwargs):
+    """PyMySQL over TCP to the second MariaDB, mariadb-target (the migration's target database server)."""
+    params = dict(host=servers["FERRY_MARIADB_TARGET_HOST"], port=int(servers["FERRY_MARIADB_TARGET_PORT"]),
+                  user=servers["FERRY_MARIADB_TARGET_USER"], password=servers["FERRY_MARIADB_TARGET_PASSWORD"],
+                  charset="utf8mb4", connect_timeout=10)
+    return pymysql.connect(**{**params, **kwargs})
+
+
+def test_mariadb_target_is_a_separate_server(servers, mariadb_conn):
+    """Source and target are two servers: own port, data directory, socket and password; a database made on one
+    is not on the other."""
+    assert servers["FERRY_MARIADB_TARGET_PORT"] != servers["FERRY_MARIADB_PORT"]
+    assert servers["FERRY_MARIADB_TARGET_SOCKET"] != servers["FERRY_MARIADB_SOCKET"]
+    assert servers["FERRY_MARIADB_TARGET_PASSWORD"] != servers["FERRY_MARIADB_PASSWORD"]
+    database = unique("ferry_live_target")
+    with connect_target(servers) as target, target.cursor() as on_target, \
+            mariadb_conn() as source, source.cursor() as on_source:
+        on_target.execute("SELECT @@port, @@datadir, @@character_set_server, @@max_allowed_packet")
+        port, datadir, charset, packet = on_target.fetchone()
+        on_source.execute("SELECT @@datadir")
+        assert (port, charset, packet) == (int(servers["FERRY_MARIADB_TARGET_PORT"]), "utf8mb4", 256 << 20)
+        assert datadir != on_source.fetchone()[0]
+        on_target.execute(f"CREATE DATABASE {database}")
+        try:
+            on_source.execute("SHOW DATABASES LIKE %s", (database,))
+            assert on_source.fetchall() == ()
+            on_target.execute("SHOW DATABASES LIKE %s", (database,))
+            assert on_target.fetchall() == ((database,),)
+        finally:
+            on_target.execute(f"DROP DATABASE {database}")
+
+
+def test_mariadb_target_socket_and_defaults_file(servers):
+    """The socket serves user ferry, the defaults file root (what a role's login_unix_socket / config_file take)."""
+    with connect_target(servers, host=None, unix_socket=servers["FERRY_MARIADB_TARGET_SOCKET"]) as conn, \
+            conn.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_USER()")
+        assert cursor.fetchone()[0] == "ferry@localhost"
+    result = run(["mariadb", f"--defaults-file={servers['FERRY_MARIADB_TARGET_DEFAULTS_FILE']}", "-N", "-e",
+                  "SELECT CURRENT_USER(), @@port"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["root@localhost", servers["FERRY_MARIADB_TARGET_PORT"]]
+
+
+def test_mariadb_target_wrong_password_is_refused(servers):
+    with pytest.raises(pymysql.err.OperationalError) as excinfo:
+        connect_target(servers, password=servers["FERRY_MARIADB_PASSWORD"])  # the source's: another server
+    assert excinfo.value.args[0] == 1045
