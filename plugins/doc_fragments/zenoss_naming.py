@@ -22,10 +22,14 @@ options:
     type: path
   rrdpath_map:
     description:
-      - The export's C(rrdpath.map) (C(Devices/<dir>|<object path>) lines) giving the C(key) tag in Zenoss 5's
-        form (C(Devices/) and the object path below C(devices/)). Defaults to the first found like
-        O(dmd_uuid_file) (so also for a remote collector's tree, C(collectors/<hub>-<collector>/perf) of the layout
-        M(ferry.migrate.bundle_check) extracts); without one, C(key) is C(Devices/<dir>).
+      - The export's C(rrdpath.map) (C(Devices/<dir>|<object path>) lines; export4 always writes one), giving the
+        C(key) tag in the form Zenoss 5 queries (C(MetricMixin.getResourceKey)), C(Devices/) and the object's path
+        below its device class, that is what follows the first path segment C(devices) of the mapped object path.
+        For example C(/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0) gives
+        C(Devices/dev1/os/interfaces/eth0). A directory the map does not name, or names without a C(devices)
+        segment, gives C(Devices/<dir>), as does running without a map.
+      - Defaults to the first found like O(dmd_uuid_file) (so also for a remote collector's tree,
+        C(collectors/<hub>-<collector>/perf) of the layout M(ferry.migrate.bundle_check) extracts).
     type: path
   metric_template:
     description:

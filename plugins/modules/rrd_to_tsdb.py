@@ -25,10 +25,7 @@ description:
     C(device), C(key) and C(zenoss_tenant_id) (the instance UUID from C(dmd_uuid.txt)); characters outside
     C([0-9a-zA-Z-_./]) become C(-). O(metric_template) and O(tags) change the naming.
   - C(key) is what Zenoss 5 queries (C(MetricMixin.getResourceKey)), C(Devices/) and the object's path below its
-    device class, for example C(Devices/dev1/os/interfaces/eth0) for the object
-    C(/zport/dmd/Devices/Server/Linux/devices/dev1/os/interfaces/eth0) that C(rrdpath.map) gives for the
-    directory (what follows the first path segment C(devices)); a directory the map does not name, or names
-    without a C(devices) segment, gives C(Devices/<dir>).
+    device class, from C(rrdpath.map) (O(rrdpath_map)).
   - Files are converted by O(workers) processes into batches of at most O(files_per_batch) files; O(shard_index) and
     O(shard_count) split one tree over several hosts. A file is done once the batch holding it is finished
     (its manifest lists the files), so a killed run redoes only the unfinished batches and a later run
@@ -51,6 +48,7 @@ requirements:
 extends_documentation_fragment:
   - ferry.migrate.state
   - ferry.migrate.rrd
+  - ferry.migrate.zenoss_naming
   - ferry.migrate.endpoint
   - ferry.migrate.put
   - ansible.builtin.action_common_attributes
@@ -60,31 +58,6 @@ options:
       - Directory for the point batches (created if needed).
     type: path
     required: true
-  tenant_id:
-    description:
-      - The C(zenoss_tenant_id) tag. Defaults to the content of O(dmd_uuid_file).
-    type: str
-  dmd_uuid_file:
-    description:
-      - The export's C(dmd_uuid.txt). Defaults to the first found in O(src) and up to three directories above
-        it (the layout M(ferry.migrate.bundle_check) extracts).
-    type: path
-  rrdpath_map:
-    description:
-      - The export's C(rrdpath.map) (C(Devices/<dir>|<object path>) lines) giving the C(key) tag. Defaults to
-        the first found like O(dmd_uuid_file); without one, C(key) is C(Devices/<dir>).
-    type: path
-  metric_template:
-    description:
-      - Metric name, with the fields C({device}), C({name}), C({key}), C({dir}), C({path}), C({ds}) and
-        C({tenant}). A file with several data sources gets C(_<ds>) appended unless the template uses C({ds}).
-    type: str
-    default: "{device}/{name}"
-  tags:
-    description:
-      - Tags of every point, name to template (same fields as O(metric_template)).
-    type: dict
-    default: {"device": "{device}", "key": "{key}", "zenoss_tenant_id": "{tenant}"}
   files_per_batch:
     description:
       - Most RRD files a point batch holds (a batch is the unit of completion), from C(1) to C(100000); batches

@@ -172,6 +172,16 @@ def _unstage(result, staged):
     del staged[:]
 
 
+def gauge_sibling(relative):
+    """The ``X_GAUGE.rrd`` beside a file ``X.rrd`` (same directory, same suffix: ``X_GAUGE.rrd.xml`` for
+    ``X.rrd.xml``), whose presence makes the converter skip ``X.rrd``; None for a file that is itself ``_GAUGE``."""
+    directory, name = os.path.split(relative)
+    base = strip_suffix(name)
+    if base.endswith("_GAUGE"):
+        return None
+    return os.path.join(directory, base + "_GAUGE" + name[len(base):])
+
+
 class TsdbJob:
     """Converts one RRD into OpenTSDB point lines (the time line of each data source, interval-end stamps)."""
 
@@ -184,11 +194,9 @@ class TsdbJob:
     def skip_reason(self, relative):
         if self.names.fields(relative) is None:
             return "not under Devices/<device>/"
-        directory, name = os.path.split(relative)
-        base = strip_suffix(name)
-        gauge = base + "_GAUGE" + name[len(base):]
-        if not base.endswith("_GAUGE") and os.path.exists(os.path.join(self.src, directory, gauge)):
-            return "%s exists (Zenoss skips the file without the suffix)" % gauge
+        gauge = gauge_sibling(relative)
+        if gauge and os.path.exists(os.path.join(self.src, gauge)):
+            return "%s exists (Zenoss skips the file without the suffix)" % os.path.basename(gauge)
         return None
 
     def series(self, relative):

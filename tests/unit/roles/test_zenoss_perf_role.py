@@ -10,13 +10,15 @@ __metaclass__ = type
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zlib
 
 import pytest
 
 import ansible_collections.ferry.migrate as collection
-from ansible_collections.ferry.migrate.plugins.modules import bundle_check
+from ansible_collections.ferry.migrate.plugins.modules import bundle_check, rrd_to_tsdb
 from tests.support.otsdb_emulator import OpenTSDBEmulator
 from tools.gen_zenoss_bundle import build_bundle
 
@@ -34,7 +36,7 @@ PLAYBOOK = """
 """
 
 
-def run_role(tmp_path, **extra_vars):
+def run_role(tmp_path, check=False, **extra_vars):
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
@@ -42,7 +44,7 @@ def run_role(tmp_path, **extra_vars):
                ANSIBLE_HOME=str(tmp_path / "ansible-home"), ANSIBLE_ASYNC_DIR=str(tmp_path / "async"),
                PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, "-m", "ansible.cli.playbook", str(playbook), "-e", json.dumps(extra_vars),
-                           "-e", "ansible_python_interpreter=" + sys.executable],
+                           "-e", "ansible_python_interpreter=" + sys.executable] + (["--check"] if check else []),
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                           timeout=600, check=False)
 
@@ -95,3 +97,57 @@ def test_role_refuses_a_host_without_a_shard(tmp_path, extracted):
     failed = run_role(tmp_path, **role_vars(tmp_path, extracted, "http://127.0.0.1:1", zenoss_perf_shard_index=2,
                                             zenoss_perf_shard_count=2))
     assert failed.returncode != 0 and "shard 2 is not below zenoss_perf_shard_count (2)" in failed.stdout
+
+
+def tree_files(root):
+    return sorted(os.path.relpath(os.path.join(top, name), root)
+                  for top, _dirs, names in os.walk(root) for name in names)
+
+
+def test_each_worker_pulls_only_its_shard(tmp_path, extracted):
+    """Two workers (shards 0 and 1 of 2, run in turn): each pulls its shard's files and nothing more, plus the
+    X_GAUGE.rrd of the other shard that decides the skip of an X.rrd of its own; check mode predicted the pull; the
+    two together send what a conversion of the whole bundle gives, the X.rrd not among it."""
+    bundle = str(tmp_path / "bundle")
+    shutil.copytree(extracted, bundle)
+    perf = os.path.join(bundle, "perf")
+    rrds = [name for name in tree_files(perf) if name.startswith("Devices/") and name.endswith(".rrd")]
+    for number in range(100):  # X_GAUGE.rrd and X.rrd (other data) in different shards
+        twin = os.path.join(os.path.dirname(rrds[0]), "t%d_GAUGE.rrd" % number)
+        if zlib.crc32(twin.encode()) % 2 != zlib.crc32(twin.replace("_GAUGE", "").encode()) % 2:
+            break
+    shutil.copy(os.path.join(perf, rrds[0]), os.path.join(perf, twin))
+    shutil.copy(os.path.join(perf, rrds[1]), os.path.join(perf, twin.replace("_GAUGE", "")))
+    trees = {"perf": perf}
+    trees.update(("collectors/%s/perf" % name, os.path.join(bundle, "collectors", name, "perf"))
+                 for name in os.listdir(os.path.join(bundle, "collectors")))
+    with OpenTSDBEmulator() as emulator:
+        for index in (0, 1):
+            values = role_vars(tmp_path, bundle, emulator.url, zenoss_perf_shard_index=index, zenoss_perf_shard_count=2,
+                               zenoss_perf_work_dir=str(tmp_path / ("work%d" % index)),
+                               zenoss_perf_state_dir=str(tmp_path / ("state%d" % index)))
+            checked = run_role(tmp_path, check=True, **values)
+            assert checked.returncode == 0, checked.stdout[-4000:]
+            assert not os.path.exists(values["zenoss_perf_work_dir"] + "/bundle/perf")
+            done = run_role(tmp_path, **values)
+            assert done.returncode == 0, done.stdout[-4000:]
+            predicted, result = result_of(checked.stdout), result_of(done.stdout)
+            assert predicted["changed"]
+            assert predicted["pulled_files"] == result["pulled_files"] == result["listed"]["files"]
+            received = values["zenoss_perf_work_dir"] + "/bundle"
+            expected = ["dmd_uuid.txt", "rrdpath.map"]
+            for prefix, root in trees.items():
+                for name in tree_files(root):
+                    decider = (name == twin and zlib.crc32(twin.replace("_GAUGE", "").encode()) % 2 == index)
+                    if zlib.crc32(name.encode()) % 2 == index or decider:
+                        expected.append(prefix + "/" + name)
+            assert tree_files(received) == sorted(expected)
+            assert result["listed"]["deciders"] == (zlib.crc32(twin.encode()) % 2 != index)
+            again = run_role(tmp_path, check=True, **values)
+            assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s", again.stdout), again.stdout[-3000:]
+        whole = sum(rrd_to_tsdb.run(dict(((name, option.get("default")) for name, option
+                                          in rrd_to_tsdb.argument_spec().items()), src=root,
+                                         dest=str(tmp_path / "whole" / prefix), state_dir=str(tmp_path / "ws"),
+                                         step="whole." + prefix.replace("/", "_"), workers=1),
+                                    False)["counts"]["points"] for prefix, root in trees.items())
+        assert emulator.count() == whole > 0
