@@ -27,6 +27,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
 )
 
 CHUNK = 1 << 20
+NUL_BLOCK = b"\0" * tarfile.BLOCKSIZE
 # Free space is re-read from the file system after this many bytes written (statvfs per file is slow).
 SPACE_RECHECK_BYTES = 64 << 20
 
@@ -181,7 +182,13 @@ def open_tar_stream(fileobj, name):
 
 
 def iter_members(tar, name):
-    """Iterate a tar's members, turning format errors into a message naming the archive."""
+    """Iterate a tar's members, turning format errors into a message naming the archive.
+
+    The archive must end with its end-of-archive block: tarfile ends a listing without a word on a zero block, on
+    a cut (at or inside a header) and on a corrupt header alike, which would pass a truncated archive for a
+    complete one with members missing (GNU tar lists an archive cut at a member boundary without an error too).
+    """
+    headers = _watch_headers(tar)
     while True:
         try:
             member = tar.next()
@@ -190,8 +197,49 @@ def iter_members(tar, name):
         except EOFError:
             raise FerryError("%s: the tar archive is truncated (unexpected end of data)" % name)
         if member is None:
+            _check_end(tar, name, headers[-1] if headers else None)
             return
         yield member
+
+
+def _watch_headers(tar):
+    """Keep the last header block ``tar`` reads (in a list returned), through a TarInfo subclass of its own."""
+    seen = []
+
+    class Watched(tar.tarinfo):  # pylint: disable=too-few-public-methods
+        __slots__ = ()
+
+        @classmethod
+        def frombuf(cls, buf, encoding, errors):
+            seen[:] = [buf]
+            return super().frombuf(buf, encoding, errors)
+
+    tar.tarinfo = Watched
+    return seen
+
+
+def _check_end(tar, name, block):
+    """Accept the end only on a zero block followed by zeros or nothing (a lone zero block, as GNU tar accepts: no
+    member can be missing after it). ``block``: the header block the listing ended on; None for the first one,
+    read when the tar was opened (tarfile raises there on anything but a zero block)."""
+    where = tar.offset
+    if block is None:
+        block = NUL_BLOCK
+    if not block:
+        raise FerryError("%s is truncated: it ends at byte %d after a member, without the tar end-of-archive "
+                         "block (members may be missing)" % (name, where))
+    if len(block) < tarfile.BLOCKSIZE:
+        raise FerryError("%s is truncated: it ends inside the header block at byte %d" % (name, where))
+    if block != NUL_BLOCK:
+        raise FerryError("%s is corrupt: the block at byte %d is neither a member header (bad checksum or field) "
+                         "nor the end of the archive" % (name, where))
+    try:
+        after = tar.fileobj.read(tarfile.BLOCKSIZE)
+    except (tarfile.TarError, EOFError) as exc:
+        raise FerryError("%s: the tar archive is truncated or corrupt after its end block (%s)" % (name, exc))
+    if after.strip(b"\0"):
+        raise FerryError("%s is corrupt: a lone zero block at byte %d is followed by data, not by the second "
+                         "end-of-archive block (members after it would be lost)" % (name, where))
 
 
 def member_path(member, archive):

@@ -14,8 +14,9 @@ on with; a crash after it leaves the whole thing.
 * :func:`publish`: many staged files at once with two syncs of their file system whatever their number (an
   fsync per file would dominate a run writing hundreds of small files a second); a file that cannot be placed
   fails alone.
-* :class:`StagedDir`: a directory filled under ``.<name>.ferry-tmp-<pid>`` and swapped in whole, an older one
-  moved aside first and removed after.
+* :class:`StagedDir`: a directory filled under ``.<name>.ferry-tmp-<pid>`` and swapped in whole, exchanged
+  atomically with an older one (:func:`exchange`), or where the system cannot, the older one moved aside first;
+  either way removed after, and a kill at any point leaves the old directory or the new one to the next run.
 * :func:`clean_staged`: the hidden files a killed run left.
 
 Also here, for whatever a step writes: :func:`check_space` (stop before the output's file system gets too
@@ -26,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import re
 import shutil
@@ -81,7 +83,8 @@ class StagedFile:
         :meth:`set_mode`."""
         if prefix is None:
             prefix = "." + os.path.basename(path) + "."
-        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory or os.path.dirname(os.path.abspath(path)))
+        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=suffix,
+                                    dir=directory or os.path.dirname(os.path.abspath(path)))
         return cls(path, temp, os.fdopen(fd, "wb"))
 
     @classmethod
@@ -187,8 +190,10 @@ def clean_staged(directory, prefix=".", suffix=TMP_SUFFIX):
 class StagedDir:
     """A directory filled under the hidden name ``.<name>.ferry-tmp-<pid>`` beside ``path``, swapped in whole.
 
-    :meth:`clean` removes what killed runs left (those of processes still alive stay), :meth:`create` makes the
-    directory (``temp``), :meth:`commit` swaps it in and :meth:`abort` removes it.
+    :meth:`clean` finishes or undoes what a killed run left, :meth:`create` makes the directory (``temp``),
+    :meth:`commit` swaps it in and :meth:`abort` removes it. A reader of ``path`` sees the old directory or the new
+    one, never a mix; after a kill at any point the next run's :meth:`clean` leaves one complete directory there
+    (the old or the new), never none.
     """
 
     def __init__(self, path):
@@ -197,35 +202,74 @@ class StagedDir:
         self.temp = "%s%s%d" % (self._hidden, DIR_MARK, os.getpid())
 
     def clean(self):
-        """Remove the temporary and moved-aside directories of ``path`` that killed runs left."""
-        parent = os.path.dirname(self.path)
-        prefix = os.path.basename(self._hidden) + "."
+        """Remove the temporary and moved-aside directories of ``path`` that killed runs left (those of processes
+        still alive stay), first putting a complete one back at ``path`` when a kill left it without any."""
+        parent = os.path.dirname(os.path.abspath(self.path))
+        ours = re.compile(r"%s(%s|%s)(\d+)\Z" % tuple(re.escape(part) for part in (
+            os.path.basename(self._hidden), DIR_MARK, OLD_MARK)))
+        left = {}
         for entry in os.listdir(parent):
-            if entry.startswith(prefix) and (DIR_MARK in entry or OLD_MARK in entry):
-                pid = entry.rsplit("-", 1)[-1]
-                if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-                    continue
-                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+            match = ours.match(entry)
+            if match and (int(match.group(2)) == os.getpid() or not _alive(int(match.group(2)))):
+                left[entry] = os.path.join(parent, entry)
+        if not os.path.lexists(self.path):
+            self._recover(left, parent)
+        for path in left.values():
+            remove_tree(path)
+
+    def _recover(self, left, parent):
+        """``path`` is gone: a kill between the two renames of the fallback swap. Its moved-aside directory tells
+        that the temporary one beside it was complete (it is only moved once complete): that one goes in place, or
+        the moved-aside one back when it is gone."""
+        for entry in sorted(left):
+            if OLD_MARK not in entry:
+                continue
+            staged = "%s%s%s" % (self._hidden, DIR_MARK, entry.rsplit(OLD_MARK, 1)[1])
+            source = staged if os.path.basename(staged) in left else left[entry]
+            os.rename(source, self.path)
+            left.pop(os.path.basename(source))
+            fsync_dir(parent)
+            return
 
     def create(self, mode=0o755):
         os.mkdir(self.temp, mode)
         return self.temp
 
     def commit(self):
-        """Swap the finished directory in; an older one is moved aside and removed after."""
+        """Swap the finished directory in: exchanged with an older one in one ``renameat2(RENAME_EXCHANGE)`` where
+        the kernel and file system can, else the older one moved aside and the new one renamed in (a kill between
+        the two is finished by the next :meth:`clean`). The older content is removed after."""
         fsync_dir(self.temp)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if os.path.lexists(self.path) and exchange(self.temp, self.path):
+            fsync_dir(parent)
+            remove_tree(self.temp)  # the older content, under the temporary name now
+            return
         old = None
         if os.path.lexists(self.path):
             old = "%s%s%d" % (self._hidden, OLD_MARK, os.getpid())
             os.rename(self.path, old)
-        os.rename(self.temp, self.path)
-        fsync_dir(os.path.dirname(self.path))
+        try:
+            os.rename(self.temp, self.path)
+        except OSError:
+            if old:
+                os.rename(old, self.path)
+            raise
+        fsync_dir(parent)
         if old:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_tree(old)
 
     def abort(self):
-        if os.path.exists(self.temp):
-            shutil.rmtree(self.temp, ignore_errors=True)
+        if os.path.lexists(self.temp):
+            remove_tree(self.temp)
+
+
+def remove_tree(path):
+    """Remove a directory tree, a file or a symlink (never followed), quietly."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        remove_quietly(path)
 
 
 def _alive(pid):
@@ -234,6 +278,40 @@ def _alive(pid):
     except OSError:
         return False
     return True
+
+
+# -- atomic exchange of two paths ------------------------------------------------------------------------------
+RENAME_EXCHANGE = 2  # linux/fs.h
+AT_FDCWD = -100
+_RENAMEAT2 = []  # the libc function, looked up once (None: there is none)
+
+
+def _renameat2():
+    if not _RENAMEAT2:
+        try:
+            import ctypes  # pylint: disable=import-outside-toplevel  # not in every minimal Python build
+
+            function = ctypes.CDLL(None, use_errno=True).renameat2
+            function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            _RENAMEAT2.append((function, ctypes.get_errno))
+        except (ImportError, OSError, AttributeError):
+            _RENAMEAT2.append(None)
+    return _RENAMEAT2[0]
+
+
+def exchange(first, second):
+    """Swap two existing paths atomically; False where this system cannot (no ``renameat2`` in the C library, or a
+    kernel or file system without ``RENAME_EXCHANGE``), and nothing was changed then."""
+    found = _renameat2()
+    if found is None:
+        return False
+    function, get_errno = found
+    if function(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    error = get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), second)
 
 
 # -- room --------------------------------------------------------------------------------------------------------

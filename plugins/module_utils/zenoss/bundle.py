@@ -424,7 +424,7 @@ def _count_perf_file(counts, relative, size):
         counts["rrd_files" if is_device_rrd(relative) else "other_rrd_files"] += 1
 
 
-class _InsertWatcher(Gunzip):
+class InsertWatcher(Gunzip):
     """Gunzip that also notes whether the inflated text has a line starting with ``INSERT INTO``, wherever the
     read chunks cut it (Import4: ``egrep "^INSERT INTO"``)."""
 
@@ -454,7 +454,7 @@ class _ModelDumpReader(GzipCheckingReader):
 
     def __init__(self, raw, name):
         GzipCheckingReader.__init__(self, raw, name)
-        self._gunzip = _InsertWatcher(name)
+        self._gunzip = InsertWatcher(name)
 
     @property
     def has_insert(self):

@@ -50,7 +50,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     readable,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile, check_space
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import COLLECTOR_NAME, UUID, _InsertWatcher
+from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import COLLECTOR_NAME, UUID, InsertWatcher
 from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.tartree import (
     BLOCK,
     CHUNK,
@@ -112,7 +112,7 @@ def backup_settings(conf):
 
 def has_insert(path, name):
     """Whether the gzip'd dump at ``path`` holds a line starting with ``INSERT INTO`` (inflated until the first)."""
-    watcher = _InsertWatcher(name)
+    watcher = InsertWatcher(name)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             for _piece in watcher.pieces(chunk):

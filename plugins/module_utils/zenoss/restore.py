@@ -5,21 +5,16 @@
 
 What Import4's ``events-index``, ``model-catalog`` and the licence copy do (``rm -rf`` the old directory, then
 extract or copy into it), without their window where the directory is gone or half written: the new content is
-extracted beside the directory (``.<name>.ferry-tmp-<pid>``) through :class:`SafeExtractor`, then exchanged with
-the old directory in one ``renameat2(RENAME_EXCHANGE)``; the old content, now under the temporary name, is
-removed after. Where the kernel or file system cannot exchange, the two renames of :meth:`StagedDir.commit` are
-used, and a run killed between them is finished by the next (:func:`recover`): either way a reader sees the old
-directory or the new one, never a mix.
+extracted beside the directory (``.<name>.ferry-tmp-<pid>``) through :class:`SafeExtractor`, then swapped in by
+:class:`StagedDir` (one atomic ``renameat2(RENAME_EXCHANGE)`` where the system can; a kill at any point leaves the
+old directory or the new one to the next run): a reader sees the old directory or the new one, never a mix.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ctypes
-import errno
 import os
-import shutil
 import stat
 import tarfile
 
@@ -33,67 +28,11 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     free_bytes,
-    fsync_dir,
     human_bytes,
     readable,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import DIR_MARK, OLD_MARK, StagedDir
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedDir
 from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.tartree import TreeWalk
-
-RENAME_EXCHANGE = 2
-AT_FDCWD = -100
-_RENAMEAT2 = []
-
-
-def _renameat2():
-    if not _RENAMEAT2:
-        try:
-            function = ctypes.CDLL(None, use_errno=True).renameat2
-            function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-            _RENAMEAT2.append(function)
-        except (OSError, AttributeError):
-            _RENAMEAT2.append(None)
-    return _RENAMEAT2[0]
-
-
-def exchange(first, second):
-    """Swap two paths atomically; False when this system cannot (no renameat2, or a file system without it)."""
-    function = _renameat2()
-    if function is None:
-        return False
-    if function(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
-        return True
-    error = ctypes.get_errno()
-    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(error, os.strerror(error), second)
-
-
-def recover(path):
-    """Finish a swap a killed run left half done: ``path`` gone, the old directory moved aside and the new one,
-    complete (it is only moved once complete), still under its temporary name: the new one is put in place."""
-    if os.path.lexists(path):
-        return False
-    parent, name = os.path.split(path)
-    for entry in sorted(os.listdir(parent)):
-        if entry.startswith("." + name + OLD_MARK):
-            pid = entry[len("." + name + OLD_MARK):]
-            staged = os.path.join(parent, "." + name + DIR_MARK + pid)
-            if os.path.isdir(staged):
-                os.rename(staged, path)
-                fsync_dir(parent)
-                return True
-    return False
-
-
-def swap_in(staged):
-    """Put the complete directory of ``staged`` (a :class:`StagedDir`) at its path, the old one removed after."""
-    fsync_dir(staged.temp)
-    if os.path.lexists(staged.path) and exchange(staged.temp, staged.path):
-        fsync_dir(os.path.dirname(staged.path))
-        shutil.rmtree(staged.temp, ignore_errors=True)  # the old content, under the temporary name now
-        return
-    staged.commit()
 
 
 class _FileShim:
@@ -155,8 +94,7 @@ class IndexRestore:
         parent = os.path.dirname(self.dest)
         os.makedirs(parent, exist_ok=True)
         staged = StagedDir(self.dest)
-        recover(self.dest)
-        staged.clean()
+        staged.clean()  # what a killed run left; a dest it left without a directory gets one back first
         mode = self.mode if self.mode is not None else _current_mode(self.dest)
         try:
             extractor = SafeExtractor(staged.create(0o700), min_free=self.min_free)
@@ -164,7 +102,7 @@ class IndexRestore:
             if self.owner:
                 _chown_tree(staged.temp, self.owner)
             os.chmod(staged.temp, mode)
-            swap_in(staged)
+            staged.commit()
         finally:
             staged.abort()
         return self._result(extractor)
@@ -187,24 +125,19 @@ class IndexRestore:
     # -- sources --------------------------------------------------------------------------------------------
     def _tar_members(self):
         try:
-            raw = open(self.src, "rb")  # pylint: disable=consider-using-with  # read to its end by _extract
+            raw = open(self.src, "rb")  # pylint: disable=consider-using-with  # closed by _members
         except OSError as exc:
             raise FerryError("cannot read %s: %s" % (readable(self.src), exc.strerror))
         stream = GzipReader(raw, self.src) if raw.peek(2)[:2] == b"\x1f\x8b" else raw
         tar = open_tar_stream(stream, self.src)
-        return tar, self._ended(tar, raw, stream), self.src
+        return tar, self._members(tar, raw, stream), self.src
 
-    def _ended(self, tar, raw, stream):
-        """The selected members, then a check that the archive really ended: Python's tarfile takes a header cut
-        short for the end of the archive, which would restore part of a directory without a word."""
-        yield from self._selected(tar)
-        if stream is raw:
-            end = os.pread(raw.fileno(), 2 * tarfile.BLOCKSIZE, tar.offset)
-            if end != b"\0" * (2 * tarfile.BLOCKSIZE):
-                raise FerryError("%s is truncated: it ends without the tar end marker (at byte %d)"
-                                 % (readable(self.src), tar.offset))
-        else:
-            stream.drain()  # the gzip trailer: a cut stream fails here
+    def _members(self, tar, raw, stream):
+        """The selected members (iter_members refuses an archive cut short), then the gzip trailer's check."""
+        with raw:
+            yield from self._selected(tar)
+            if stream is not raw:
+                stream.drain()  # the CRC and length of the whole stream: a corrupt or cut gzip fails here
 
     def _selected(self, tar):
         """The members under ``member``, renamed to their path below it."""

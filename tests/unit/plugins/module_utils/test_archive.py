@@ -9,9 +9,12 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
 import tarfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core import archive
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import (
@@ -174,3 +177,147 @@ def test_truncated_tar_names_the_archive(tmp_path):
             extract(data[:50000], tmp_path)
         except tarfile.TarError as exc:  # pragma: no cover - the extractor must not leak these
             pytest.fail("raw tarfile error leaked: %s" % exc)
+
+
+# -- the end of a tar: a cut at (or inside) a header is not the end of the archive -------------------------------
+def listing_of(data, how, name="x.tar"):
+    """(name, content) of every member, read the way the collection reads tars: ``stream`` (open_tar_stream),
+    ``seekable`` (tarfile.open "r:", as bundle_check reads the outer bundle) or ``gzip`` (``data`` gzip'd, read
+    through GzipReader). Content is read through open_member, so a cut inside data is found too."""
+    if how == "gzip":
+        tar = open_tar_stream(GzipReader(io.BytesIO(gzip.compress(data)), name), name)
+    elif how == "stream":
+        tar = open_tar_stream(io.BytesIO(data), name)
+    else:
+        try:
+            tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+        except tarfile.TarError as exc:  # what bundle_check does with the outer bundle's first header
+            raise FerryError("%s is not a tar archive or is truncated (%s)" % (name, exc))
+    return [(member.name, archive.open_member(tar, member, name).read() if member.isreg() else None)
+            for member in iter_members(tar, name)]
+
+
+def end_offset(data):
+    """Where the end-of-archive block starts (what follows the last member), as tarfile finds it."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        tar.getmembers()
+        return tar.offset
+
+
+def assert_cut(data, cut, how, expected):
+    """A cut before the end of the first end-of-archive block is an error naming the archive; any cut after it
+    lists every member (a lone zero block: nothing can be missing after it, and GNU tar takes it too)."""
+    if cut >= end_offset(data) + tarfile.BLOCKSIZE:
+        assert listing_of(data[:cut], how) == expected
+    else:
+        with pytest.raises(FerryError, match=r"x\.tar"):
+            listing_of(data[:cut], how)
+
+
+HOWS = ["stream", "seekable", "gzip"]
+NAMES = st.sampled_from(["a", "d/" + "n" * 97, "d/" + "n" * 98, "d/" + "n" * 99, "d/" + "l" * 150, "caf\xe9"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(members=st.lists(st.tuples(NAMES, st.sampled_from([0, 1, 511, 512, 513, 1024, 3000, 9216, 9728, 10240])),
+                        max_size=4),
+       tar_format=st.sampled_from([tarfile.GNU_FORMAT, tarfile.PAX_FORMAT]), where=st.floats(0, 1),
+       how=st.sampled_from(HOWS))
+def test_a_tarfile_archive_cut_anywhere_before_its_end_block_is_refused(members, tar_format, where, how):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tar_format) as tar:
+        for position, (name, size) in enumerate(members):
+            info = tarfile.TarInfo("%d/%s" % (position, name))
+            info.size = size
+            tar.addfile(info, io.BytesIO(b"%d" % position * size))
+    data = buf.getvalue()
+    expected = [("%d/%s" % (position, name), b"%d" % position * size) for position, (name, size) in enumerate(members)]
+    assert listing_of(data, how) == expected
+    end = end_offset(data)
+    for cut in (int(where * len(data)), end, end + tarfile.BLOCKSIZE - 1, end + tarfile.BLOCKSIZE):
+        assert_cut(data, cut, how, expected)
+
+
+@pytest.fixture(scope="module")
+def gnu_tree(tmp_path_factory):
+    """Files for GNU tar: a long name (GNU LongLink or pax header), an empty file, whole and odd blocks."""
+    root = tmp_path_factory.mktemp("gnu")
+    sub = root / "d"
+    sub.mkdir()
+    for name, size in (("a", 1000), ("empty", 0), ("block", 512), ("L" * 150, 700), ("z", 9 * 512)):
+        (sub / name).write_bytes(os.urandom(size))
+    return root
+
+
+GNU_TARS = {
+    "gnu": [["tar", "cf", "{out}", "d"]],
+    "pax": [["tar", "--format=pax", "-cf", "{out}", "d"]],
+    "ustar": [["tar", "--format=ustar", "-cf", "{out}", "d/a", "d/empty", "d/block", "d/z"]],
+    "v7": [["tar", "--format=v7", "-cf", "{out}", "d/a", "d/block"]],
+    "blocking-factor-1": [["tar", "-b", "1", "-cf", "{out}", "d"]],  # no padding after the two end blocks
+    "appended": [["tar", "cf", "{out}", "d/a"], ["tar", "-rf", "{out}", "d/z"], ["tar", "-rf", "{out}", "d/block"]],
+    "empty": [["tar", "cf", "{out}", "--files-from", "/dev/null"]],
+}
+
+
+def gnu_tar(tree, commands):
+    out = str(tree / "out.tar")
+    if os.path.exists(out):
+        os.unlink(out)
+    for command in commands:
+        subprocess.run([part.format(out=out) for part in command], cwd=str(tree), check=True)
+    with open(out, "rb") as handle:
+        data = handle.read()
+    names = subprocess.run(["tar", "-tf", out], check=True, stdout=subprocess.PIPE).stdout.decode().splitlines()
+    return data, [name.rstrip("/") for name in names]
+
+
+@pytest.mark.parametrize("kind", sorted(GNU_TARS))
+def test_gnu_tar_archives_are_read_whole_and_their_cuts_refused(gnu_tree, kind):
+    data, names = gnu_tar(gnu_tree, GNU_TARS[kind])
+    for how in HOWS:
+        expected = listing_of(data, how)
+        assert [name for name, _content in expected] == names
+        files = dict(expected)
+        assert all(files[name] == (gnu_tree / name).read_bytes() for name in names if files[name] is not None)
+        end = end_offset(data)
+        for cut in list(range(0, end + 2 * tarfile.BLOCKSIZE, tarfile.BLOCKSIZE)) + [end - 1, end + 1, len(data)]:
+            assert_cut(data, max(cut, 0), how, expected)
+
+
+def test_gnu_tar_gzip_output_is_read_whole(gnu_tree):
+    out = gnu_tree / "out.tgz"
+    subprocess.run(["tar", "czf", str(out), "d"], cwd=str(gnu_tree), check=True)
+    reader = GzipReader(open(str(out), "rb"), "out.tgz")  # pylint: disable=consider-using-with
+    tar = open_tar_stream(reader, "out.tgz")
+    names = [member.name for member in iter_members(tar, "out.tgz")]
+    reader.drain()
+    assert sorted(names) == sorted(["d", "d/a", "d/empty", "d/block", "d/" + "L" * 150, "d/z"])
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_a_corrupt_header_is_not_taken_for_the_end(how):
+    data = bytearray(make_tar([({"name": "first"}, b"1" * 600), ({"name": "second"}, b"2")]))
+    data[1536 + 10] ^= 0x01  # in the second member's header: its checksum no longer matches
+    with pytest.raises(FerryError, match=r"x\.tar is corrupt: the block at byte 1536 is neither a member header"):
+        listing_of(bytes(data), how)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_a_lone_zero_block_followed_by_members_is_refused(how):
+    """GNU tar stops there with a warning ("A lone zero block") and exit status 0: the members after it would be
+    lost without a word."""
+    first = make_tar([({"name": "first"}, b"1")])
+    second = make_tar([({"name": "second"}, b"2")])
+    data = first[:1024] + b"\0" * 512 + second
+    with pytest.raises(FerryError, match=r"x\.tar is corrupt: a lone zero block at byte 1024 is followed by data"):
+        listing_of(data, how)
+    assert listing_of(first[:1024] + b"\0" * 1024 + second, how) == [("first", b"1")]  # a whole end: tar -t too
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_an_archive_of_only_end_blocks_is_empty(how):
+    assert listing_of(b"\0" * 10240, how) == []
+    assert listing_of(b"\0" * 512, how) == []
+    with pytest.raises(FerryError, match=r"x\.tar"):
+        listing_of(b"\0" * 511, how)

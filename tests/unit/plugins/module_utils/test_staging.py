@@ -5,6 +5,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import stat
 import subprocess
@@ -198,18 +199,158 @@ def test_an_aborted_directory_leaves_nothing(tmp_path):
 
 def test_a_crashed_directory_is_cleaned_by_the_next_run_unless_its_process_lives(tmp_path):
     target = str(tmp_path / "bundle")
+    (tmp_path / "bundle").mkdir()
     crashed("d = StagedDir(%r)\nd.create()\nopen(os.path.join(d.temp, 'part'), 'w').close()" % target)
     living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         os.mkdir(str(tmp_path / (".bundle.ferry-tmp-%d" % living.pid)))  # a run still at work
         os.mkdir(str(tmp_path / ".bundle.ferry-old-999999999"))
         os.mkdir(str(tmp_path / ".other.ferry-tmp-1"))  # another target's
-        assert len(listing(tmp_path)) == 4
+        os.mkdir(str(tmp_path / ".bundle.v2.ferry-tmp-999999998"))  # another target's, its name starting alike
+        assert len(listing(tmp_path)) == 6
         StagedDir(target).clean()
-        assert listing(tmp_path) == sorted([".bundle.ferry-tmp-%d" % living.pid, ".other.ferry-tmp-1"])
+        assert listing(tmp_path) == sorted([".bundle.ferry-tmp-%d" % living.pid, ".other.ferry-tmp-1",
+                                            ".bundle.v2.ferry-tmp-999999998", "bundle"])
     finally:
         living.kill()
         living.wait()
+
+
+def test_the_only_copy_moved_aside_is_put_back(tmp_path):
+    """A kill between the fallback's renames, its new directory lost since (by an older clean() that removed it):
+    the moved-aside directory is the only complete copy, and clean() puts it back instead of removing it."""
+    aside = tmp_path / ".bundle.ferry-old-999999999"
+    aside.mkdir()
+    (aside / "old.txt").write_text("old")
+    StagedDir(str(tmp_path / "bundle")).clean()
+    assert listing(tmp_path) == ["bundle"] and listing(tmp_path / "bundle") == ["old.txt"]
+
+
+# -- a kill at each point of StagedDir.commit, then the next run -------------------------------------------------
+OLD = {"a.txt": "old a", "sub": {"b.txt": "old b", "c.txt": "old c"}}
+NEW = {"x.txt": "new x", "sub": {"y.txt": "new y"}}
+
+KILLER = """
+import os, sys
+sys.path[:0] = %(path)r
+from ansible_collections.ferry.migrate.plugins.module_utils.core import staging
+target, point, fallback = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+work = staging.StagedDir(target)
+work.clean()
+root = work.create()
+os.mkdir(os.path.join(root, "sub"))
+for name, text in (("x.txt", "new x"), ("sub/y.txt", "new y")):
+    with open(os.path.join(root, name), "w") as handle:
+        handle.write(text)
+if fallback:
+    staging.exchange = lambda first, second: False
+calls = [0]
+def step(function):
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == point:
+            os._exit(9)  # killed before this step: no finally, no cleanup
+        return function(*args, **kwargs)
+    return wrapped
+for name in ("fsync_dir", "exchange"):
+    setattr(staging, name, step(getattr(staging, name)))
+for name in ("rename", "unlink", "rmdir"):
+    setattr(os, name, step(getattr(os, name)))
+work.commit()
+print(calls[0])
+"""
+
+
+def make_tree(root, spec):
+    root.mkdir()
+    for name, value in spec.items():
+        if isinstance(value, dict):
+            make_tree(root / name, value)
+        else:
+            (root / name).write_text(value)
+
+
+def read_tree(root):
+    return dict((entry.name, read_tree(entry) if entry.is_dir() else entry.read_text()) for entry in root.iterdir())
+
+
+def commit_killed_at(tmp_path, point, fallback):
+    """Run a commit in a child process killed before its ``point``-th step (0: not killed); the steps it took."""
+    program = KILLER % {"path": [p for p in sys.path if p]}
+    command = [sys.executable, "-c", program, str(tmp_path / "index"), str(point), "1" if fallback else "0"]
+    proc = subprocess.run(command, stdout=subprocess.PIPE, check=False)
+    assert proc.returncode == (9 if point else 0)
+    return int(proc.stdout) if not point else None
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["exchange", "two-renames"])
+def test_a_kill_at_each_point_of_the_commit_leaves_one_whole_directory(tmp_path, fallback):
+    (tmp_path / "first").mkdir()
+    make_tree(tmp_path / "first" / "index", OLD)
+    steps = commit_killed_at(tmp_path / "first", 0, fallback)
+    assert read_tree(tmp_path / "first" / "index") == NEW and listing(tmp_path / "first") == ["index"]
+    assert steps >= (8 if fallback else 6)
+    seen = set()
+    for point in range(1, steps + 1):
+        run = tmp_path / str(point)
+        run.mkdir()
+        make_tree(run / "index", OLD)
+        commit_killed_at(run, point, fallback)
+        StagedDir(str(run / "index")).clean()  # the next run
+        assert listing(run) == ["index"], point  # one directory: never none, nothing left beside it
+        found = read_tree(run / "index")
+        assert found in (OLD, NEW), (point, found)  # never a mix
+        seen.add("new" if found == NEW else "old")
+    assert seen == {"old", "new"}
+
+
+def test_a_kill_before_a_first_commit_leaves_nothing_half_made(tmp_path):
+    for point in (1, 2, 3):
+        run = tmp_path / str(point)
+        run.mkdir()
+        commit_killed_at(run, point, False)
+        StagedDir(str(run / "index")).clean()
+        assert listing(run) in ([], ["index"])
+        if listing(run):
+            assert read_tree(run / "index") == NEW
+
+
+def test_a_failed_second_rename_puts_the_old_directory_back(tmp_path, monkeypatch):
+    target = tmp_path / "index"
+    make_tree(target, OLD)
+    work = StagedDir(str(target))
+    (tmp_path / os.path.basename(work.create()) / "x.txt").write_text("new x")
+    monkeypatch.setattr(staging, "exchange", lambda first, second: False)
+    real = os.rename
+
+    def rename(source, dest):
+        if source == work.temp:
+            raise OSError(13, "Permission denied")
+        real(source, dest)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError):
+        work.commit()
+    work.abort()
+    assert listing(tmp_path) == ["index"] and read_tree(target) == OLD
+
+
+def test_exchange_swaps_two_paths_or_says_it_cannot(tmp_path, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    make_tree(first, {"from-a": ""})
+    second.write_text("a file")
+    assert staging.exchange(str(first), str(second)) is True
+    assert first.read_text() == "a file" and read_tree(second) == {"from-a": ""}
+    with pytest.raises(OSError):
+        staging.exchange(str(first), str(tmp_path / "missing"))
+    monkeypatch.setattr(staging, "_RENAMEAT2", [(lambda *args: -1, lambda: errno.EINVAL)])
+    assert staging.exchange(str(first), str(second)) is False  # a file system without RENAME_EXCHANGE
+    monkeypatch.setattr(staging, "_RENAMEAT2", [None])  # a C library without renameat2
+    assert staging.exchange(str(first), str(second)) is False
+    work = StagedDir(str(second))
+    make_tree(tmp_path / os.path.basename(work.temp), {"new": ""})
+    work.commit()  # the fallback: the directory at the path moved aside, then removed
+    assert listing(tmp_path) == ["a", "b"] and read_tree(second) == {"new": ""}
 
 
 def test_check_space_stops_before_the_file_system_gets_too_full(tmp_path, monkeypatch):

@@ -414,7 +414,7 @@ def test_insert_into_found_across_read_chunks(chunk):
 
 
 def test_insert_into_at_every_cut_of_two_pieces():
-    watcher_class = bundle_module._InsertWatcher  # pylint: disable=protected-access
+    watcher_class = bundle_module.InsertWatcher
     for text, expected in ((DUMP, True), (b"INSERT INTO `t` VALUES (1);\n", True),
                            (b"-- INSERT INTO in a comment\n  INSERT INTO indented\ninsert into lower\n", False),
                            (b"\r\nINSERT INTO", True), (b"", False), (b"INSERT INT", False),

@@ -13,8 +13,7 @@ import tarfile
 import pytest
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedDir
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss import restore
+from ansible_collections.ferry.migrate.plugins.module_utils.core import staging
 from ansible_collections.ferry.migrate.plugins.modules import index_restore
 
 
@@ -112,12 +111,13 @@ def test_hostile_members_are_refused_and_the_old_directory_stays(tmp_path, old, 
 
 
 @pytest.mark.parametrize("cut", [1700, 1536, 2300, -(10240 - 1024 * 5)])
-@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("gz", [False, True, "whole"])
 def test_a_truncated_archive_leaves_the_old_directory(tmp_path, old, cut, gz):
-    """Cut inside a header, on a header's boundary, inside data, before the end blocks: each is an error."""
+    """Cut inside a header, on a header's boundary, inside data, before the end blocks: each is an error. gz: the
+    cut tar gzip'd, its gzip stream cut too (True) or whole ("whole": only the tar's end tells)."""
     src = make_tar(tmp_path / "zep.tar", ZEP)
     data = src.read_bytes()[:cut]
-    src.write_bytes(gzip.compress(data)[:-9] if gz else data)
+    src.write_bytes(gzip.compress(data)[:-9 if gz is True else None] if gz else data)
     with pytest.raises(FerryError, match="truncated|ends early"):
         index_restore.run(params(src, old, tmp_path / "s"), False)
     assert tree(old) == {"stale.cfs": b"old"} and os.listdir(str(old.parent)) == ["index"]
@@ -148,18 +148,25 @@ def test_directory_source_with_mode_owner_and_a_symlinked_dest(tmp_path):
     assert os.stat(str(real)).st_mode & 0o7777 == 0o750
 
 
-def test_exchange_swaps_and_recover_finishes_a_killed_two_rename_swap(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    (a / "from-a").write_text("")
-    assert restore.exchange(str(a), str(b)) is True
-    assert os.listdir(str(b)) == ["from-a"] and os.listdir(str(a)) == []
-    # The fallback's state after a kill between its two renames: dest gone, old aside, new complete.
-    dest = tmp_path / "index"
-    staged = StagedDir(str(dest))
-    os.mkdir(staged.temp)
-    (tmp_path / staged.temp / "new").write_text("")
-    os.mkdir(str(tmp_path / (".index.ferry-old-%d" % os.getpid())))
-    assert restore.recover(str(dest)) is True and os.listdir(str(dest)) == ["new"]
-    assert restore.recover(str(dest)) is False
+def test_the_swap_is_staging_s_atomic_exchange(tmp_path, old, monkeypatch):
+    calls = []
+    real = staging.exchange
+    monkeypatch.setattr(staging, "exchange", lambda first, second: calls.append(second) or real(first, second))
+    index_restore.run(params(make_tar(tmp_path / "zep.tar", ZEP), old, tmp_path / "s"), False)
+    assert calls == [str(old)] and sorted(tree(old)) == ["archive", "archive/_1.cfs", "archive/segments.gen",
+                                                         "summary", "summary/_0.cfs"]
+
+
+def test_a_run_killed_between_the_fallback_renames_is_finished_by_the_next(tmp_path, old):
+    """What a kill between the two renames leaves (no exchange on that file system): dest gone, the old directory
+    moved aside, the new one complete under its temporary name. The rerun starts from the new one, never from
+    nothing, and ends with the restored directory alone."""
+    src = make_tar(tmp_path / "zep.tar", ZEP)
+    args = params(src, old, tmp_path / "s")
+    index_restore.run(args, False)
+    restored = tree(old)
+    os.rename(str(old), str(old.parent / ".index.ferry-tmp-999999999"))
+    (old.parent / ".index.ferry-old-999999999").mkdir()
+    (old.parent / ".index.ferry-old-999999999" / "stale.cfs").write_bytes(b"old")
+    result = index_restore.run(args, False)
+    assert result["changed"] is True and tree(old) == restored and os.listdir(str(old.parent)) == ["index"]
