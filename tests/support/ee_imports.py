@@ -24,6 +24,7 @@ PYPI_NAMES = {
     "orjson": "orjson",
     "isal": "isal",
     "yaml": "PyYAML",
+    "pymysql": "PyMySQL",
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
