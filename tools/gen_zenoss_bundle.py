@@ -1165,7 +1165,7 @@ class _Build:
         if self.opts.tgz_name == "dated":
             return f"/opt/zenoss/backups/{self.tgz_name}"
         rng = self.random("mkdtemp")
-        token = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _ in range(6))
+        token = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789_") for _i in range(6))
         return f"{self.opts.export_dir.rstrip('/')}/tmp{token}/backups/{self.tgz_name}"
 
     def random(self, label):

@@ -247,10 +247,10 @@ class _Data:
         self.state_bytes = state_bytes
         self.end_ms = end * 1000
         self.devices = [f"{prefix}{index // len(DEVICE_KINDS) + 1:02d}"
-                        for index, (_, prefix) in zip(range(max(4, rows // 50)), _cycle(DEVICE_KINDS))]
+                        for index, (_kind, prefix) in zip(range(max(4, rows // 50)), _cycle(DEVICE_KINDS))]
 
     def raw(self, size):
-        return bytes(self.rng.getrandbits(8) for _ in range(size))
+        return bytes(self.rng.getrandbits(8) for _i in range(size))
 
     def uuid(self):
         return self.raw(16)
@@ -295,7 +295,7 @@ def _zodb_state(data, zoid):
     module, name = klass.rsplit(".", 1)
     head = b"((U" + bytes([len(module)]) + module.encode() + b"q\x01U" + bytes([len(name)]) + name.encode() + b"tNt."
     refs = b"".join(b"(U\x08" + struct.pack(">Q", data.rng.randrange(1, 1 << 20)) + b"q\x02tQ"
-                    for _ in range(3))
+                    for _i in range(3))
     body = b"}q\x03(U\x02idq\x04U" + bytes([min(255, len(name))]) + name.encode()[:255] + refs
     filler = data.raw(max(0, data.state_bytes - len(head) - len(body) - 2))
     return head + body + b"U'\x00\"\\\n" + filler + b"u."
@@ -310,10 +310,10 @@ def _zep_rows(data, zep_instance):
                          ("event_group", ("group-1", "group-2"))):
         yield table, [(index + 1, name) for index, name in enumerate(names)]
     yield "index_metadata", [(zep_instance, name, 4, data.raw(20)) for name in ("event_summary", "event_archive")]
-    summaries = [_event(data, True, ids) for _ in range(max(1, data.rows // 5))]
+    summaries = [_event(data, True, ids) for _i in range(max(1, data.rows // 5))]
     yield "event_summary", summaries
     for start in range(0, data.rows, BATCH):
-        yield "event_archive", [_event(data, False, ids) for _ in range(min(BATCH, data.rows - start))]
+        yield "event_archive", [_event(data, False, ids) for _i in range(min(BATCH, data.rows - start))]
     yield "event_time", [(row[0], row[20], row[20] - rng.randrange(1000), row[19]) for row in summaries]
     yield "config", [("event_archive_interval_minutes", "4320"), ("event_age_severity_inclusive", "false"),
                      ("event_archive_purge_interval_days", "90")]

@@ -35,7 +35,7 @@ class Import4CheckFailed(Exception):
 
 
 def _tar(args, cwd, what):
-    proc = subprocess.run(["tar"] + args, cwd=cwd, capture_output=True)
+    proc = subprocess.run(["tar"] + args, cwd=cwd, capture_output=True, check=False)
     if proc.returncode != 0:
         raise Import4CheckFailed(FAILURE, "%s failed: %s" % (what, proc.stderr.decode(errors="replace")[-500:]))
 

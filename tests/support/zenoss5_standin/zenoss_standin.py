@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Stand-ins for the Zenoss application commands the zenoss_export and zenoss_import roles run, for tests.
 
     zenoss_standin.py --state DIR [--fail TOOL[:N]] TOOL ARGS...
@@ -207,7 +206,7 @@ def main(argv):
     standin = Standin(state)
     standin.record(tool, args, stdin)
     if fail:
-        name, _, nth = fail.partition(":")
+        name, _sep, nth = fail.partition(":")
         if name == tool and (not nth or standin.count(tool) == int(nth)):
             print("%s: failing as asked (--fail %s)" % (tool, fail), file=sys.stderr)
             return 3

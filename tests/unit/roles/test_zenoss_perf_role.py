@@ -83,8 +83,8 @@ def test_role_imports_both_trees_then_changes_nothing(tmp_path, extracted):
         second = run_role(tmp_path, **role_vars(tmp_path, extracted, emulator.url))
         assert second.returncode == 0, second.stdout[-4000:]
         assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s", second.stdout), second.stdout[-3000:]
-        assert result_of(second.stdout)["decisions"]["verify"] == {"collector-localhost-collector1": "skip",
-                                                                    "main": "skip"}
+        wanted = {"collector-localhost-collector1": "skip", "main": "skip"}
+    assert result_of(second.stdout)["decisions"]["verify"] == wanted
 
 
 def test_role_refuses_a_directory_without_perf_trees(tmp_path):
@@ -151,3 +151,18 @@ def test_each_worker_pulls_only_its_shard(tmp_path, extracted):
                                          step="whole." + prefix.replace("/", "_"), workers=1),
                                     False)["counts"]["points"] for prefix, root in trees.items())
         assert emulator.count() == whole > 0
+
+
+def test_check_mode_before_the_bundle_is_extracted_predicts_a_whole_import(tmp_path):
+    """Check mode of the whole migration on fresh hosts: the import has not extracted the bundle yet, so there is
+    nothing to plan from; the role says a run would import the share and writes nothing. A real run fails there."""
+    missing = str(tmp_path / "extracted" / "4x-export")
+    checked = run_role(tmp_path, check=True, **role_vars(tmp_path, missing, "http://127.0.0.1:1"))
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    result = result_of(checked.stdout)
+    assert result["changed"] is True and result["check_mode"] is True and result["trees"] == []
+    assert "is not there yet" in result["pending"] and result["shard"] == [0, 1]
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=[1-9]", checked.stdout), checked.stdout[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["ansible-home", "play.yml"]  # no work, state nor async directory
+    failed = run_role(tmp_path, **role_vars(tmp_path, missing, "http://127.0.0.1:1"))
+    assert failed.returncode != 0 and "holds neither perf/ nor collectors/<name>/perf/" in failed.stdout
