@@ -95,9 +95,9 @@ def escape(data):
 def _row(rng, number):
     raw = [uuid.UUID(int=rng.getrandbits(128)).bytes, rng.getrandbits(160).to_bytes(20, "big")]
     device = "dev%05d.example.com" % rng.randrange(20000)
-    text = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(40, 160)))
+    text = " ".join(rng.choice(WORDS) for _i in range(rng.randrange(40, 160)))
     details = json.dumps([{"name": "zenoss.device.%s" % rng.choice(WORDS), "value": [rng.choice(WORDS) * 3]}
-                          for _ in range(rng.randrange(4, 14))])
+                          for _i in range(rng.randrange(4, 14))])
     fields = [b"'%s'" % escape(raw[0]), b"'%s'" % escape(raw[1]),
               b"'%s|/Status/Ping|%d'" % (device.encode(), number), b"%d" % rng.randrange(7),
               b"%d" % rng.randrange(400), b"%d" % rng.randrange(6), b"'%s'" % escape(os.urandom(16)),

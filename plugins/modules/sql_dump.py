@@ -40,8 +40,8 @@ options:
     required: true
   dest:
     description:
-      - The C(.sql.gz) file to write, on the host that runs the module. Its directory must exist. An empty string is
-        refused.
+      - The C(.sql.gz) file to write, on the host that runs the module. Its directory is created when missing (with
+        the missing directories above it). An empty string is refused.
     type: path
     required: true
   no_data:
@@ -60,7 +60,7 @@ attributes:
   check_mode:
     support: full
     details: Logs in, checks that the database exists and that a dump program is installed, and that the directory of
-      O(dest) exists; dumps nothing.
+      O(dest) exists or can be created (no file where a directory goes); dumps nothing and creates nothing.
   diff_mode:
     support: none
   platform:
@@ -185,6 +185,7 @@ def run(params, check_mode):
         result["changed"] = True
         return result
     with attempt.running(unit="bytes") as step:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
         work = dumper.Dump(params, params["database"], dest, no_data=params["no_data"],
                            strip=params["definer"] == "strip", progress=step.progress)
         work.run()
@@ -213,9 +214,14 @@ def check_options(params):
     connection.check_connection_options(params)
     if not (params.get("database") or "").strip():
         raise FerryError("database is empty: name the database to dump")
-    directory = os.path.dirname(os.path.abspath(params["dest"]))
-    if not os.path.isdir(directory):
-        raise FerryError("the directory of dest, %s, does not exist" % directory)
+    dest = os.path.abspath(params["dest"])
+    if os.path.isdir(dest):
+        raise FerryError("dest, %s, is a directory: give the path of the file to write" % dest)
+    above = os.path.dirname(dest)
+    while not os.path.lexists(above):  # a run creates what is missing: what exists must be a directory
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise FerryError("the directory of dest cannot be made: %s is not a directory" % above)
 
 
 def check_server(params):

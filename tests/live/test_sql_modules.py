@@ -257,6 +257,23 @@ def test_check_mode_checks_everything_and_changes_nothing(servers, mariadb_conn,
         sql_import.run(import_params(servers, src, target, tmp_path / "s", definer="keep"), True)
 
 
+def test_sql_dump_check_mode_predicts_a_missing_directory_and_the_run_creates_it(
+        servers, mariadb_conn, databases, tmp_path):
+    source = fresh("dir")
+    databases.append(source)
+    execute(mariadb_conn(autocommit=True), "CREATE DATABASE `%s`" % source,
+            "CREATE TABLE `%s`.t (id INT PRIMARY KEY)" % source, "INSERT INTO `%s`.t VALUES (1), (2)" % source)
+    dest = tmp_path / "export" / "zenbackup" / "zep.sql.gz"
+    params = connection_params(servers, database=source, dest=str(dest), no_data=False, definer="strip",
+                               state_dir=str(tmp_path / "s"))
+    predicted = sql_dump.run(params, True)
+    assert predicted["changed"] is True and predicted["decision"] == "run"
+    assert not (tmp_path / "export").exists() and not (tmp_path / "s").exists()
+    done = sql_dump.run(params, False)
+    assert done["changed"] is True and done["tables"] == {"t": 2} and dest.is_file()
+    assert sql_dump.run(params, True)["changed"] is False  # check mode after the run: nothing to do
+
+
 def test_a_view_naming_the_dumps_database_is_made_to_name_the_target(servers, mariadb_conn, databases, tmp_path):
     target = fresh("view")
     databases.append(target)

@@ -49,12 +49,26 @@ def _possessive():
 
 
 _P = _possessive()
-# A closing quote must be followed by a byte that is not a quote, so that a quote at the end of what was read
-# (maybe the first of a doubled one) is looked at again with more data.
+
+
+def _string(quote):
+    """A whole string quoted by ``quote``, found quickly: a quote's escape is told by the backslashes just before it
+    (an odd run escapes it), looked at behind it, so the engine runs through the text one byte class at a time (a
+    class of one byte is several times faster than ``[^'\\\\]``, and JSON columns hold many escapes). Runs of up to 3
+    are told; a quote after 4 or more makes it fail (the exact patterns below take those)."""
+    other = b"[^" + quote + b"]*" + _P
+    before = b"[^\\\\]"
+    return (quote + other + b"(?:(?<=" + before + b"\\\\)" + quote + other + b"|(?<=" + before + b"\\\\" * 3 + b")"
+            + quote + other + b")*" + _P + b"(?:(?<=" + before + b")|(?<=" + before + b"\\\\" * 2 + b"))" + quote)
+
+
+# Exact, slower (a step per escape): what the quick patterns leave.
 _SQ_WHOLE = b"'[^'\\\\]*P(?:(?:\\\\[\\s\\S]|'')[^'\\\\]*P)*P'".replace(b"P", _P)
 _DQ_WHOLE = b'"[^"\\\\]*P(?:(?:\\\\[\\s\\S]|"")[^"\\\\]*P)*P"'.replace(b"P", _P)
-_SQUOTED = _SQ_WHOLE + b"(?=[^'])"
-_DQUOTED = _DQ_WHOLE + b'(?=[^"])'
+# A closing quote must be followed by a byte that is not a quote, so that a quote at the end of what was read
+# (maybe the first of a doubled one) is looked at again with more data.
+_SQUOTED = _string(b"'") + b"(?=[^'])"
+_DQUOTED = _string(b'"') + b'(?=[^"])'
 _BQUOTED = b"`[^`]*P(?:``[^`]*P)*P`(?=[^`])".replace(b"P", _P)
 # The inside of a quoted string up to its closing quote, a backslash at the end of the data, or the end of it.
 _INSIDE = {
@@ -317,7 +331,7 @@ _INSERT = re.compile(b"(?is)(?:INSERT|REPLACE)\\s+(?:(?:LOW_PRIORITY|DELAYED|HIG
                      b"(?:INTO\\s+)?(" + _NAME + b"(?:\\s*\\.\\s*" + _NAME + b")?)"
                      b"\\s*(?:\\([^)]*\\)\\s*)?VALUES?\\s*\\(")
 _USE = re.compile(b"(?is)\\s*USE\\s+(" + _NAME + b")\\s*$")
-_STRINGS = re.compile(_SQ_WHOLE + b"|" + _DQ_WHOLE)
+_STRINGS = re.compile(b"|".join((_string(b"'"), _string(b'"'), _SQ_WHOLE, _DQ_WHOLE)))
 _ROW_SEP = re.compile(b"\\)\\s*,\\s*\\(")
 HEAD = 2048  # bytes of a statement looked at to say what it creates
 

@@ -7,9 +7,9 @@ Two passes over the file, each one read of it:
 
 1. :func:`scan` (the pre-scan): the file's sha256, its statements split once (:class:`~.dumpfile.Splitter`),
    the largest statement (checked against the server's ``max_allowed_packet`` before anything is sent), the
-   objects the dump creates, their ``DEFINER`` accounts, the database the dump was taken from. About a sixth of
-   the import's time on a ZEP-like dump (see bench/bench_sql_import.py); a resumed run reads it from beside the
-   journal record instead.
+   objects the dump creates, their ``DEFINER`` accounts, the database the dump was taken from. Bound by inflating
+   (the splitting runs at about 700 MB/s of a ZEP-like dump): about a fifteenth of the import's time (see
+   bench/bench_sql_import.py); a resumed run reads it from beside the journal record instead.
 2. :class:`Importer`: a reader thread inflates and splits the dump, rewrites what the options ask for and counts the
    rows of each ``INSERT``, while the calling thread sends statement after statement over one connection (the
    dump's session settings, ``SET FOREIGN_KEY_CHECKS=0`` and the like, hold for all of it), autocommit on as the

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import io
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -70,7 +71,7 @@ def dumps(draw):
         in_block = draw(st.booleans())
         if in_block:
             data += b"DELIMITER ;;\n"
-        for _ in range(draw(st.integers(0, 4))):
+        for _i in range(draw(st.integers(0, 4))):
             statement = draw(STATEMENT)
             if in_block and draw(st.booleans()):
                 statement = b"BEGIN x; y; " + statement
@@ -102,10 +103,33 @@ def test_any_bytes_split_the_same_whatever_the_read_size_or_fail_the_same(data, 
     assert texts(data, chunk) == whole
 
 
+# the exact rule: a quote ends the string unless an odd run of backslashes comes just before it (no doubled quotes)
+_EXACT = {quote: re.compile(quote + b"[^" + quote + b"\\\\]*(?:\\\\[\\s\\S][^" + quote + b"\\\\]*)*" + quote)
+          for quote in (b"'", b'"')}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([b"'", b'"']), st.lists(st.sampled_from([b"\\", b"\\", b"'", b'"', b"a", b"),("]), max_size=30))
+def test_the_quick_string_pattern_ends_where_the_exact_rule_does_or_leaves_it(quote, parts):
+    """Strings where escapes are told by looking behind: never a wrong end; no answer only after 4 or more
+    backslashes (the exact pattern, or the splitter's slow path, takes those)."""
+    data = quote + b"".join(parts) + quote + b" "
+    quick = re.compile(dumpfile._string(quote)).match(data)
+    exact = _EXACT[quote].match(data)
+    if quick:
+        assert exact and quick.end() == exact.end()
+    elif exact:
+        assert b"\\\\\\\\" + quote in data[:exact.end()]
+    for chunk in (1, 3, 64):  # and the splitter, whichever path it takes, cuts the same statements
+        statement = b"INSERT INTO t VALUES (" + data + b");"
+        if exact and exact.end() == len(data) - 1:
+            assert texts(statement + b"SELECT 1;", chunk) == [statement[:-1], b"SELECT 1"]
+
+
 # -- the client's rules ----------------------------------------------------------------------------------------------
 def test_quotes_escapes_and_doubled_quotes_hide_the_delimiter():
     data = b"INSERT INTO t VALUES ('a;b','it''s;','\\';',\"x;\\\"\",`c;``d`);\nSELECT 1;"
-    assert texts(data, 1) == [data.split(b";\n")[0], b"SELECT 1"]
+    assert texts(data, 1) == [data.split(b";\n", maxsplit=1)[0], b"SELECT 1"]
 
 
 def test_binary_and_latin1_bytes_are_kept_exactly():

@@ -92,8 +92,15 @@ def test_a_missing_dump_and_a_bad_definer_are_clear(tmp_path):
     assert importer.definer_account("o'brien@%") == "'o''brien'@'%'"
 
 
-def test_sql_dump_refuses_a_missing_directory(tmp_path):
+def test_sql_dump_takes_a_missing_directory_and_refuses_a_file_in_the_way(tmp_path):
     params = dict((name, spec.get("default")) for name, spec in sql_dump.argument_spec().items())
-    params.update(database="zep", dest=str(tmp_path / "no" / "zep.sql.gz"), state_dir=str(tmp_path / "s"))
-    with pytest.raises(FerryError, match="the directory of dest, .*/no, does not exist"):
-        sql_dump.run(params, False)
+    params.update(database="zep", dest=str(tmp_path / "no" / "deeper" / "zep.sql.gz"), state_dir=str(tmp_path / "s"))
+    sql_dump.check_options(params)  # a run creates the directories
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "file").write_text("x")
+    for dest, message in ((tmp_path / "file" / "zep.sql.gz", ".*/file is not a directory"),
+                          (tmp_path / "file" / "a" / "zep.sql.gz", ".*/file is not a directory"),
+                          (tmp_path, "is a directory: give the path of the file")):
+        params["dest"] = str(dest)
+        with pytest.raises(FerryError, match=message):
+            sql_dump.run(params, True)
