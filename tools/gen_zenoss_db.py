@@ -366,7 +366,7 @@ def _create_database(cursor, name, replace):
 
 def _ensure_definer(cursor, definer, database):
     """The triggers' DEFINER must exist with rights on the tables, or every insert would fail (error 1449)."""
-    user, _, host = definer.partition("@")
+    user, _at, host = definer.partition("@")
     account = f"'{user.strip('`')}'@'{host.strip('`')}'"
     cursor.execute(f"CREATE USER IF NOT EXISTS {account}")
     cursor.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account}")
