@@ -18,6 +18,8 @@ import time
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import elapsed_text, progress_text
+
 display = Display()
 
 HEARTBEAT = 60.0  # an unchanged progress line is printed again after this many seconds
@@ -98,24 +100,7 @@ class ActionModule(ActionBase):
             status = row.get("status") or "pending"
             if step in finished and finished[step].get("failed"):
                 status = "failed"
-            parts.append(" ".join(text for text in (step, status, _progress_text(row.get("progress") or {}),
-                                                    _elapsed_text(row.get("elapsed_s"))) if text))
+            parts.append(" ".join(text for text in (step, status, progress_text(row.get("progress") or {}),
+                                                    elapsed_text(row.get("elapsed_s"))) if text))
         return " | ".join(parts)
 
-
-def _progress_text(progress):
-    done, total, unit = progress.get("done"), progress.get("total"), progress.get("unit") or ""
-    if done is None:
-        return ""
-    if total:
-        percent = progress.get("percent")
-        return "%s/%s %s%s" % (done, total, unit, " %.1f%%" % percent if percent is not None else "")
-    return ("%s %s" % (done, unit)).strip()
-
-
-def _elapsed_text(seconds):
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return "%d:%02d:%02d" % (hours, minutes, secs)

@@ -434,8 +434,8 @@ def format_table(rows):
     lines = [header]
     for row in rows:
         detail = row["error"] or ", ".join("%s=%s" % item for item in sorted(row["counts"].items()))
-        lines.append((row["name"], row["status"], _progress_text(row["progress"]),
-                      _elapsed_text(row["elapsed_s"]), detail or "-"))
+        lines.append((row["name"], row["status"], progress_text(row["progress"]) or "-",
+                      elapsed_text(row["elapsed_s"]) or "-", detail or "-"))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header) - 1)]
     out = []
     for line in lines:
@@ -444,18 +444,20 @@ def format_table(rows):
     return "\n".join(out)
 
 
-def _progress_text(progress):
+def progress_text(progress):
+    """A step's progress as the status table and wait_steps print it ("" before any)."""
     done, total, unit = progress.get("done"), progress.get("total"), progress.get("unit") or ""
     if done is None:
-        return "-"
+        return ""
     if total:
         return "%s/%s %s (%.1f%%)" % (done, total, unit, progress["percent"])
     return ("%s %s" % (done, unit)).strip()
 
 
-def _elapsed_text(seconds):
+def elapsed_text(seconds):
+    """Seconds as h:mm:ss ("" when unknown)."""
     if seconds is None:
-        return "-"
+        return ""
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return "%d:%02d:%02d" % (hours, minutes, secs)
