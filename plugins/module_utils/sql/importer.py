@@ -160,6 +160,8 @@ def scan(path):
             _scan_other(statement, objects, definers, databases, views_naming, source)
         sha256 = dump.sha256()
         size = dump.raw_bytes
+    if not splitter.statements:  # an import that did nothing must not report success
+        raise FerryError("%s holds no SQL statement (empty, or comments only): nothing to import" % dump.name)
     if databases:
         source = databases[0]
     created = set(objects["table"]) | set(objects["view"])

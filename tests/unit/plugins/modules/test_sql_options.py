@@ -104,3 +104,11 @@ def test_sql_dump_takes_a_missing_directory_and_refuses_a_file_in_the_way(tmp_pa
         params["dest"] = str(dest)
         with pytest.raises(FerryError, match=message):
             sql_dump.run(params, True)
+
+
+@pytest.mark.parametrize("content", [b"", b"-- MariaDB dump 10.19\n/* nothing */\n\n"])
+def test_a_dump_without_any_statement_is_refused_not_imported_as_success(content, tmp_path):
+    path = tmp_path / "empty.sql"
+    path.write_bytes(content)
+    with pytest.raises(FerryError, match=r"empty\.sql holds no SQL statement"):
+        importer.scan(str(path))
