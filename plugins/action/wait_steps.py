@@ -103,4 +103,3 @@ class ActionModule(ActionBase):
             parts.append(" ".join(text for text in (step, status, progress_text(row.get("progress") or {}),
                                                     elapsed_text(row.get("elapsed_s"))) if text))
         return " | ".join(parts)
-

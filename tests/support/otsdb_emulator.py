@@ -1390,14 +1390,17 @@ def main(argv=None):
     emulator = OpenTSDBEmulator(args.host, args.port, enable_chunked=args.enable_chunked, max_chunk=args.max_chunk)
     for path in args.load:
         emulator.add_points(load_points(path))
-    emulator.start()
-    if args.url_file:
-        with open(args.url_file + ".tmp", "w", encoding="utf-8") as handle:
-            handle.write(emulator.url + "\n")
-        os.replace(args.url_file + ".tmp", args.url_file)
-    print("OpenTSDB emulator on %s with %d points (Ctrl-C stops it)" % (emulator.url, emulator.count()), flush=True)
     signal.signal(signal.SIGTERM, lambda *_args: sys.exit(0))
+    emulator.start()
+    # Everything after the start inside the try: a Ctrl-C right after the URL is printed (a loaded machine may not
+    # have reached the sleep yet) still stops it cleanly.
     try:
+        if args.url_file:
+            with open(args.url_file + ".tmp", "w", encoding="utf-8") as handle:
+                handle.write(emulator.url + "\n")
+            os.replace(args.url_file + ".tmp", args.url_file)
+        print("OpenTSDB emulator on %s with %d points (Ctrl-C stops it)" % (emulator.url, emulator.count()),
+              flush=True)
         time.sleep(args.exit_after if args.exit_after is not None else 10 ** 9)
     except KeyboardInterrupt:
         pass
