@@ -47,17 +47,14 @@ _value:
   type: str
 """
 
-import re
 from collections.abc import Mapping
-from shlex import quote
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.core.sshcmd import ssh_command
+
 KEYS = ("host", "port", "user", "key", "args")
-
-
-def _text(value):
-    return "" if value is None else str(value).strip()
 
 
 def rsync_ssh(reach):
@@ -67,14 +64,10 @@ def rsync_ssh(reach):
     if unknown:
         raise AnsibleFilterError("rsync_ssh: unknown key(s) %s; the keys are %s"
                                  % (", ".join(unknown), ", ".join(KEYS)))
-    port, user, key, args = (_text(reach.get(name)) for name in ("port", "user", "key", "args"))
-    if port and not (re.fullmatch("[0-9]{1,5}", port) and 1 <= int(port) <= 65535):
-        raise AnsibleFilterError("rsync_ssh: port %r must be a number from 1 to 65535 (or empty: ssh's own)" % port)
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
-    for option, value in (("-p", port), ("-l", user), ("-i", key)):
-        if value:
-            argv += [option, value]
-    return " ".join([quote(word) for word in argv] + ([args] if args else []))
+    try:
+        return ssh_command(*(reach.get(name) for name in ("port", "user", "key", "args")))
+    except FerryError as exc:
+        raise AnsibleFilterError("rsync_ssh: %s" % exc)
 
 
 class FilterModule(object):
