@@ -61,7 +61,7 @@ RUN = "run"
 
 STOP_FILE = "STOP"
 
-_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_STEP_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "$" would let a final newline in
 # Progress is written at most this often: a hot loop must not turn into a stream of fsyncs.
 PROGRESS_INTERVAL = 1.0
 # Records hold errors and results: readable by the migration's user only.

@@ -120,7 +120,7 @@ def test_records_and_table(tmp_path):
     assert "failed" in table[2] and "disk full writing /x" in table[2]
 
 
-@pytest.mark.parametrize("name", ["", "../x", "a/b", "-x", "a b"])
+@pytest.mark.parametrize("name", ["", "../x", "a/b", "-x", "a b", "step\n", "a" * 129])
 def test_bad_step_names_are_refused(tmp_path, name):
     with pytest.raises(FerryError, match="invalid step name"):
         Journal(str(tmp_path)).step(name)
