@@ -25,6 +25,9 @@ PYPI_NAMES = {
     "isal": "isal",
     "yaml": "PyYAML",
     "pymysql": "PyMySQL",
+    "pymongo": "pymongo",
+    "bson": "pymongo",
+    "jmespath": "jmespath",
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
