@@ -126,6 +126,9 @@ options:
   exclude:
     description:
       - rsync exclude patterns (C(--exclude)), applied to the listed paths and to what is under them.
+      - With a ferry backup zip as O(manifest), the paths its profile never sends (its manifest's C(files.exclude);
+        MVI's C(logs/migrations/), the migration's own journals and zips) are excluded too, anchored at the root,
+        and so never deleted on the receiving side either.
     type: list
     elements: str
     default: []

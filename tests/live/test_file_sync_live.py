@@ -76,10 +76,13 @@ def make_source(root):
     write(root, "u1/datasets/d1/with space.jpg", b"space")
 
 
-def backup_zip(path, entries):
+def backup_zip(path, entries, exclude=None):
     with zipfile.ZipFile(str(path), "w", zipfile.ZIP_DEFLATED) as out:
         out.writestr("collections/DataSets.jsonl", b"")
         out.writestr("files.jsonl", "".join(json.dumps(entry) + "\n" for entry in entries))
+        if exclude is not None:
+            out.writestr("ferry-manifest.json", json.dumps({"format": "ferry.mongo_backup", "format_version": 1,
+                                                            "files": {"exclude": exclude}}))
     return str(path)
 
 
@@ -165,6 +168,24 @@ def test_pull_of_listed_paths_keeps_extra_files_unless_delete(sshd, tmp_path):
     target = files_of(values["dest"])
     assert "u2/datasets/d9/extra.jpg" not in target
     assert "u1/trained-models/kept.zip" in target  # outside the listed directories: never deleted
+
+
+def test_a_server_scope_list_never_sends_nor_deletes_the_profile_s_excluded_paths(sshd, tmp_path):
+    # MVI's server scope lists the whole mount ("."), where the migration keeps its own journal and zips
+    zipped = backup_zip(tmp_path / "server.zip", [{"path": ".", "kind": "dir", "item": "server"}],
+                        exclude=["logs/migrations/"])
+    values = params(sshd, tmp_path, manifest=zipped, delete=True)
+    make_source(values["src"])
+    write(values["src"], "logs/migrations/m1/work/server.zip", b"the source's own work file")
+    write(values["src"], "logs/other.log", b"an application log: sent")
+    write(values["dest"], "logs/migrations/m1/state/steps/x.json", b"the target's journal")
+    write(values["dest"], "stale.jpg", b"not on the source: deleted")
+    done = file_sync.run(dict(values), False)
+    target = files_of(values["dest"])
+    assert "logs/migrations/m1/state/steps/x.json" in target  # not deleted
+    assert "logs/migrations/m1/work/server.zip" not in target  # not sent
+    assert "logs/other.log" in target and "stale.jpg" not in target
+    assert done["verified"] is True and done["deleted"] == 1
 
 
 def test_whole_root_push_check_mode_counts_and_writes_nothing(sshd, tmp_path):

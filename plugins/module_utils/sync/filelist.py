@@ -67,6 +67,26 @@ def manifest_entries(path):
         yield from _entries(handle, path)
 
 
+MANIFEST_MEMBER = "ferry-manifest.json"
+
+
+def manifest_excludes(path):
+    """The paths a ferry backup's profile never sends (``files.exclude`` of its manifest, MVI's
+    ``logs/migrations/``: the migration's own journals and zips), as rsync patterns anchored at the root."""
+    if not zipfile.is_zipfile(path):
+        return []
+    with zipfile.ZipFile(path) as archive:
+        try:
+            manifest = json.loads(archive.read(MANIFEST_MEMBER).decode("utf-8"))
+        except KeyError:
+            return []
+        except ValueError as exc:
+            raise FerryError("%s:%s is not JSON: %s" % (path, MANIFEST_MEMBER, exc))
+    patterns = ((manifest.get("files") or {}).get("exclude")) or []
+    return ["/" + relative_path(pattern, "%s:%s files.exclude" % (path, MANIFEST_MEMBER)) + (
+        "/" if pattern.endswith("/") else "") for pattern in patterns]
+
+
 def _entries(handle, name):
     for number, line in enumerate(handle, 1):
         where = "%s line %d" % (name, number)

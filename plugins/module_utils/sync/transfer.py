@@ -34,6 +34,7 @@ class Sync:
         self.reach = rsync.Reach(params["host"], params.get("ssh_port"), params.get("ssh_user"),
                                  params.get("ssh_key"), params.get("ssh_known_hosts"))
         self.files = None
+        self.exclude = list(params.get("exclude") or [])
         self.rsync = None
         self.warnings = []
 
@@ -49,6 +50,7 @@ class Sync:
         entries = None
         if self.params.get("manifest"):
             entries = filelist.manifest_entries(self.params["manifest"])
+            self.exclude += filelist.manifest_excludes(self.params["manifest"])
         elif self.params.get("paths") is not None:
             entries = filelist.path_entries(self.params["paths"])
         if entries is not None:
@@ -66,7 +68,7 @@ class Sync:
             "mode": params["mode"], "host": params["host"], "port": params.get("ssh_port"),
             "user": params.get("ssh_user"), "src": params["src"], "dest": params["dest"],
             "files": None if self.files is None else {"count": self.files.count, "sha256": self.files.sha256},
-            "sync_pass": params["sync_pass"], "delete": params["delete"], "exclude": params.get("exclude") or [],
+            "sync_pass": params["sync_pass"], "delete": params["delete"], "exclude": self.exclude,
             "checksum": params["checksum"],
         }
 
@@ -81,7 +83,7 @@ class Sync:
             src = rsync.remote(params["host"], src)
         return rsync.rsync_argv(
             self.rsync, ssh, src, dest, files_from=self.files and self.files.path, delete=params["delete"],
-            bwlimit=0 if verify else params["bwlimit"], exclude=params.get("exclude"), dry_run=dry_run or verify,
+            bwlimit=0 if verify else params["bwlimit"], exclude=self.exclude, dry_run=dry_run or verify,
             checksum=verify and params["checksum"], progress=not (dry_run or verify))
 
     def run(self, step):
