@@ -343,7 +343,8 @@ def id_json(value):
 def raw_id(raw):
     """The ``_id`` of a raw document, as :func:`id_json` writes it, or ``(no _id)``."""
     try:
-        doc = RawBSONDocument(raw, RAW_OPTIONS)
+        # decoded, not RawBSONDocument: an embedded-document _id would stay a RawBSONDocument id_json cannot write
+        doc = bson.decode(raw, DECODE_OPTIONS)
         return id_json(doc["_id"]) if "_id" in doc else "(no _id)"
     except Exception:  # a document that cannot be decoded: named by its position by the caller
         return "(undecodable)"

@@ -195,6 +195,8 @@ def test_raw_id_names_documents():
     assert extjson.raw_id(_raw({"_id": ObjectId("5f1d7a2b9c8e4b3a2d1c0b0a")})) == '{"$oid":"5f1d7a2b9c8e4b3a2d1c0b0a"}'
     assert extjson.raw_id(_raw({"_id": "a\nb"})) == '"a\\nb"'
     assert extjson.raw_id(_raw({"x": 1})) == "(no _id)"
+    # an embedded document as _id (a compound key) is named too, in its key order
+    assert extjson.raw_id(_raw({"_id": {"composite": 1, "part": "a"}})) == '{"composite":{"$numberInt":"1"},"part":"a"}'
 
 
 def test_decode_refuses_what_is_not_a_document():
