@@ -73,7 +73,7 @@ class Generator:
     # -- values ------------------------------------------------------------------------------------------------
     def new_id(self):
         if self.args.id_kind == "objectid":
-            return ObjectId(bytes(self.rng.getrandbits(8) for _ in range(12)))
+            return ObjectId(bytes(self.rng.getrandbits(8) for _unused in range(12)))
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def when(self):
@@ -82,10 +82,10 @@ class Generator:
 
     def text(self, words=3):
         vocabulary = ["cat", "dog", "bolt", "crack", "rust", "weld", "scratch", "dent", "line", "panel", "é", "日本"]
-        return " ".join(self.rng.choice(vocabulary) for _ in range(words))
+        return " ".join(self.rng.choice(vocabulary) for _unused in range(words))
 
     def blob(self, size):
-        return bytes(self.rng.getrandbits(8) for _ in range(size))
+        return bytes(self.rng.getrandbits(8) for _unused in range(size))
 
     # -- the documents -----------------------------------------------------------------------------------------
     def make(self):

@@ -84,7 +84,7 @@ def _module(args, tmp_path):
 
 
 def test_users_and_project_groups_exclude_each_other(tmp_path):
-    result, _ = _module({"dest": str(tmp_path / "b.zip"), "users": ["a"], "project_groups": ["p"],
+    result, _output = _module({"dest": str(tmp_path / "b.zip"), "users": ["a"], "project_groups": ["p"],
                          "state_dir": str(tmp_path / "s")}, tmp_path)
     assert result["failed"] and "mutually exclusive" in result["msg"]
 

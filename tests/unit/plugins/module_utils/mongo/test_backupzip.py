@@ -115,7 +115,7 @@ def test_memory_stays_bounded_for_many_lines(tmp_path):
     member = writer.member(backupzip.member_name("Big"))
     tracemalloc.start()
     try:
-        for _ in range(200000):  # ~95 MB of lines
+        for _unused in range(200000):  # ~95 MB of lines
             member.add(line)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

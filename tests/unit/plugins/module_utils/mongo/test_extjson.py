@@ -132,7 +132,7 @@ def test_line_is_utf8_with_separator_characters_unescaped_but_newlines_escaped()
 
 def test_deeply_nested_document():
     doc = value = {}
-    for _ in range(90):
+    for _unused in range(90):
         value["d"] = {}
         value = value["d"]
     _round_trip(_raw(doc))

@@ -28,7 +28,7 @@ import mvi_original  # noqa: E402  (tests/support)
 
 def read(text, chunk=original.CHUNK):
     data = text.encode("utf-8") if isinstance(text, str) else text
-    return [doc for _, doc in original.ArrayReader(io.BytesIO(data), "z: member M", chunk)]
+    return [doc for _number, doc in original.ArrayReader(io.BytesIO(data), "z: member M", chunk)]
 
 
 def same(a, b):
@@ -69,7 +69,7 @@ def test_empty_arrays(text):
 
 def test_indices_count_documents():
     text = mvi_original.array_text([{"n": i} for i in range(5)], indent=2)
-    assert [i for i, _ in original.ArrayReader(io.BytesIO(text.encode()), "m", 3)] == list(range(5))
+    assert [i for i, _doc in original.ArrayReader(io.BytesIO(text.encode()), "m", 3)] == list(range(5))
 
 
 @pytest.mark.parametrize("text, words", [
@@ -98,7 +98,7 @@ def test_non_utf8_bytes_are_an_error():
 def test_iter_documents_reads_a_zip_member(tmp_path):
     path = mvi_original.write_zip(tmp_path / "dbBkup.zip", {"DataSets": [{"_id": "a"}, {"_id": "b"}], "Tokens": []})
     with zipfile.ZipFile(path) as zf:
-        assert [d["_id"] for _, d in original.iter_documents(zf, "DataSets")] == ["a", "b"]
+        assert [d["_id"] for _number, d in original.iter_documents(zf, "DataSets")] == ["a", "b"]
         assert list(original.iter_documents(zf, "Tokens")) == []
 
 

@@ -218,8 +218,8 @@ def test_a_ferry_zip_passes_preflight(tmp_path):
                      extra={backupzip.FILES_MEMBER: b""})
     (source,) = restore.open_sources([path], MVI)
     assert source.kind == "ferry" and source.counts == {"DataSets": 2, "Tokens": 0}
-    assert [i for i, _ in source.samples["DataSets"]] == ["a", {"k": 1}]
-    assert [doc for _, doc in source.documents("DataSets", 1)] == [{"_id": {"k": 1}}]
+    assert [i for i, _sha in source.samples["DataSets"]] == ["a", {"k": 1}]
+    assert [doc for _number, doc in source.documents("DataSets", 1)] == [{"_id": {"k": 1}}]
     assert restore.database_of({"database": None}, [source], MVI) == "SRC"
 
 
@@ -241,7 +241,7 @@ def test_a_sample_entry_that_cannot_be_read_is_left_out_and_counted(tmp_path):
         for name, data in members.items():
             zf.writestr(name, data)
     (source,) = restore.open_sources([path], MVI)
-    assert [i for i, _ in source.samples["DataSets"]] == ["b"] and source.unreadable == {"DataSets": 1}
+    assert [i for i, _sha in source.samples["DataSets"]] == ["b"] and source.unreadable == {"DataSets": 1}
 
 
 def test_a_member_not_matching_the_manifest_fails(tmp_path):
