@@ -284,6 +284,18 @@ def assert_nothing_written(target, database):
     assert database not in target.list_database_names()
 
 
+def test_a_rerun_after_the_zips_were_cleaned_up_is_a_skip_but_a_zip_never_restored_must_exist(
+        servers, target, small_zip, tmp_path):
+    params = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state")
+    assert mongo_restore.run(dict(params), False)["inserted"] == 50
+    os.unlink(small_zip)  # the role's cleanup removes the work zips once the migration is done
+    again = mongo_restore.run(dict(params), False)
+    assert again["decision"] == "skip" and again["changed"] is False
+    other = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state2")
+    with pytest.raises(FerryError, match="src .*small.zip does not exist"):
+        mongo_restore.run(other, False)
+
+
 def test_wrong_password_is_a_clear_error(servers, small_zip, tmp_path):
     params = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state", login_password="wrong-password")
     with pytest.raises(FerryError, match="authentication failed for ferry .*code 18") as exc:

@@ -38,7 +38,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     check_ranges,
     file_sha256,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import SKIP, attempt_step
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import COMPLETE, SKIP, Journal, attempt_step
 from ansible_collections.ferry.migrate.plugins.module_utils.mongo import backupzip, connection, extjson, original
 
 try:
@@ -435,10 +435,11 @@ def counts_text(counts):
 
 
 # -- the whole restore -----------------------------------------------------------------------------------------
-def fingerprint_inputs(params, profile, paths):
-    """What the step's fingerprint covers: the zips' content, the target and what is done to the documents."""
+def fingerprint_inputs(params, profile, paths, restored=None):
+    """What the step's fingerprint covers: the zips' content, the target and what is done to the documents.
+    ``restored``: {path: sha256} of the zips a complete earlier run restored (see :func:`restored_zips`)."""
     return {
-        "zips": [_zip_sha256(path) for path in paths],
+        "zips": [_zip_sha256(path, restored or {}) for path in paths],
         "target": connection.server_identity(params),
         "database": params.get("database"),
         "profile": profile.sha256,
@@ -449,10 +450,12 @@ def fingerprint_inputs(params, profile, paths):
     }
 
 
-def _zip_sha256(path):
+def _zip_sha256(path, restored):
     try:
         return file_sha256(path)
     except FileNotFoundError:
+        if path in restored:  # restored completely, then cleaned up: the rerun is a skip, not an error
+            return restored[path]
         raise FerryError("src %s does not exist" % path)
     except OSError as exc:
         raise FerryError("src %s cannot be read: %s" % (path, exc))
@@ -470,7 +473,8 @@ def run(params, check_mode, profile):
     check_options(params)
     check_rewrites(params, profile)
     paths = list(params["src"])
-    attempt = attempt_step(params, "mongo_restore", fingerprint_inputs(params, profile, paths), check_mode)
+    inputs = fingerprint_inputs(params, profile, paths, restored_zips(params))
+    attempt = attempt_step(params, "mongo_restore", inputs, check_mode)
     if attempt.decision == SKIP:
         return skipped(attempt, paths)
     sources = open_sources(paths, profile)
@@ -483,6 +487,7 @@ def run(params, check_mode, profile):
                 return job.predict(attempt.decision)
             with attempt.running(total=job.total, unit="documents") as step:
                 result = job.run(step, attempt.checkpoint)
+                result["zip_sha256"] = dict(zip(paths, inputs["zips"]))
                 step.complete(counts=job.totals(), result=result)
             return dict(result, decision=attempt.decision)
         finally:
@@ -490,6 +495,16 @@ def run(params, check_mode, profile):
     finally:
         for source in sources:
             source.close()
+
+
+def restored_zips(params):
+    """{path: sha256} of the zips the step's last run restored, when it completed: a rerun after the work zips
+    were cleaned up finds its step complete rather than failing on the missing files."""
+    step = Journal(params["state_dir"], create=False).step(params.get("step") or "mongo_restore")
+    record = step.record() or {}
+    if record.get("status") != COMPLETE:
+        return {}
+    return (record.get("result") or {}).get("zip_sha256") or {}
 
 
 def skipped(attempt, paths):
