@@ -85,7 +85,7 @@ def _module(args, tmp_path):
 
 def test_users_and_project_groups_exclude_each_other(tmp_path):
     result, _output = _module({"dest": str(tmp_path / "b.zip"), "users": ["a"], "project_groups": ["p"],
-                         "state_dir": str(tmp_path / "s")}, tmp_path)
+                               "state_dir": str(tmp_path / "s")}, tmp_path)
     assert result["failed"] and "mutually exclusive" in result["msg"]
 
 
