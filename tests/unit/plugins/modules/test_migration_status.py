@@ -92,4 +92,9 @@ def test_every_role_state_directory_defaults_to_the_modules_default():
                 found["%s argument spec: %s" % (role, name)] = option.get("default")
     assert [key for key in found if key.startswith("zenoss_bundle ")] == [
         "zenoss_bundle defaults: zenoss_bundle_state_dir", "zenoss_bundle argument spec: zenoss_bundle_state_dir"]
+    # mvi_migrate keeps its journal on the data mount, where the original kept its status files: a Kubernetes Job's
+    # own file system goes with its pod, the data volume stays (docs/mvi.md, migration_status needs state_dir there)
+    mvi = "{{ mvi_migrate_data_mount }}/logs/migrations/{{ mvi_migrate_name }}/state"
+    assert found.pop("mvi_migrate defaults: mvi_migrate_state_dir") == mvi
+    assert found.pop("mvi_migrate argument spec: mvi_migrate_state_dir") is None  # documented as that path
     assert dict((key, value) for key, value in found.items() if value != DEFAULT_STATE_DIR) == {}
