@@ -10,6 +10,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_bundle_check  # noqa: E402  pylint: disable=wrong-import-position
 import bench_bundle_create  # noqa: E402  pylint: disable=wrong-import-position
+import bench_mongo_backup  # noqa: E402  pylint: disable=wrong-import-position
+import bench_mongo_restore  # noqa: E402  pylint: disable=wrong-import-position
 import bench_sql_import  # noqa: E402  pylint: disable=wrong-import-position
 import bench_rrd  # noqa: E402  pylint: disable=wrong-import-position
 import bench_tsdb_dump  # noqa: E402  pylint: disable=wrong-import-position
@@ -18,6 +20,8 @@ import bench_tsdb_restore  # noqa: E402  pylint: disable=wrong-import-position
 BENCHMARKS = {
     "bundle_check": bench_bundle_check.main,
     "bundle_create": bench_bundle_create.main,
+    "mongo_backup": bench_mongo_backup.main,
+    "mongo_restore": bench_mongo_restore.main,
     "sql_import": bench_sql_import.main,
     "rrd": bench_rrd.main,
     "tsdb_dump": bench_tsdb_dump.main,
