@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import uuid
+import zipfile
 
 import bson
 import pymongo
@@ -253,6 +254,12 @@ def test_a_scope_moves_exactly_the_selected_documents_and_files(env, tmp_path, s
 
     steps, incoming = migrate(env, source, target_host, scope, items, "item.zip")
     backed_up = mongo_backup.run(dict(steps[0][2]), False)  # a skip: the journal's record of the backup
+    with zipfile.ZipFile(incoming) as archive:
+        listed = [json.loads(line) for line in archive.read("files.jsonl").splitlines()]
+    for entry in listed:  # what a model's <_id>* matches is listed as what it is: a directory or a file
+        if entry.get("from_glob"):
+            is_dir = os.path.isdir(os.path.join(source["mount"], entry["path"]))
+            assert entry["kind"] == ("dir" if is_dir else "file"), entry
     params, result = restore(env, [incoming], database, target_host)
 
     got = target_documents(env["target"][database])

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import array
+import glob
 import hashlib
 import json
 import math
@@ -199,6 +200,16 @@ def tree_files(root, suffixes):
             elif entry.name.endswith(suffixes) and entry.is_file():
                 files.append(path)
         yield from reversed(files)
+
+
+def prefix_matches(root, pattern):
+    """The relative paths under ``root`` that ``pattern`` names: a final ``*`` matches any end of the last name
+    (MVI's ``<owner>/trained-models/<id>*``), every other character is literal - a name made of data (an id, an
+    owner) holding ``*``, ``?`` or ``[`` must never select other files. Sorted."""
+    literal = pattern[:-1] if pattern.endswith("*") else pattern
+    escaped = glob.escape(literal) + ("*" if pattern.endswith("*") else "")
+    base = glob.escape(os.path.join(root, ""))
+    return sorted(os.path.relpath(path, root) for path in glob.glob(base + escaped))
 
 
 def sync_filesystem(path):

@@ -20,7 +20,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ import time
 
 import queue
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, file_sha256
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, file_sha256, prefix_matches
 from ansible_collections.ferry.migrate.plugins.module_utils.mongo import backupzip, connection, extjson, profile
 
 try:
@@ -337,11 +336,9 @@ class Backup:
         root = os.path.abspath(self.files_root)
         full = os.path.join(root, entry["path"])
         if entry["kind"] == "glob":
-            for match in sorted(glob.glob(full)):
-                relative = os.path.relpath(match, root)
-                if relative.startswith(".." + os.sep) or relative == "..":
-                    continue
-                self._write_file_line(dict(entry, path=relative, kind="file", from_glob=entry["path"]))
+            for relative in prefix_matches(root, entry["path"]):
+                kind = "dir" if os.path.isdir(os.path.join(root, relative)) else "file"
+                self._write_file_line(dict(entry, path=relative, kind=kind, from_glob=entry["path"]))
         elif not os.path.lexists(full):
             self.missing_files.append(entry["path"])
 

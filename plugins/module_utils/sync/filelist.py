@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
 import hashlib
 import io
 import json
@@ -24,6 +23,7 @@ import zipfile
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     SAMPLE_LIMIT,
     FerryError,
+    prefix_matches,
     readable,
     remove_quietly,
 )
@@ -161,7 +161,7 @@ class FileList:
             self.path = None
 
     def _expand(self, out, pattern, where):
-        found = sorted(glob.glob(pattern, root_dir=self.local_root))
+        found = prefix_matches(self.local_root, pattern)
         if not found:
             self._missing(pattern)
         for path in found:
