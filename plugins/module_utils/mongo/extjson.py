@@ -14,7 +14,9 @@ UTF-8). :func:`encode` finds them by re-encoding the decoded document and raises
 
 Speed: pymongo's ``json_util.dumps`` walks each value through Python hooks; the converter here dispatches on the
 exact type once per value and leaves the text to the C JSON encoder, with the same output (the unit tests compare
-the two), several times faster. Reading keeps ``json_util``'s parser for the ``$``-keyed objects only.
+the two), several times faster. Reading turns the canonical numbers into plain JSON numbers with one regular
+expression and leaves the rest to orjson: a line without other wrappers never reaches Python code per value
+(about 2.7 times faster than reviving every wrapper); ``json_util``'s parser is kept for the rare types.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,6 +28,7 @@ import datetime
 import hashlib
 import json
 import math
+import re
 import struct
 import uuid
 
@@ -230,18 +233,32 @@ _BASES = tuple((base, _CONVERTERS[base]) for base in (Int64, Binary, Code, dict,
 
 
 # -- decoding ----------------------------------------------------------------------------------------------------
+# The canonical numbers that make up most of a line, turned into plain JSON numbers before the C parser reads it:
+# a JSON integer is what json_util makes of {"$numberInt": "5"}, a JSON number with "." or "e" what it makes of
+# {"$numberDouble": "0.5"} (orjson rounds as float() does), and {"$numberLong": ...} only with 11 to 18 digits:
+# a value bson.encode writes as an Int64 anyway. In valid JSON '{"$' cannot sit inside a string (its quote would
+# end the string), so only real one-key wrappers match; anything else (NaN, "-0" with leading zeros, a longer
+# number, spaces) is left for the wrapper pass below. re.split keeps the captured number between the pieces.
+_NUMBERS = re.compile(
+    rb'\{"\$number(?:Int":"(?=-?\d{1,18}")|Long":"(?=-?[1-9]\d{10,17}")'
+    rb'|Double":"(?=-?\d+(?:\.\d+(?:e[+-]?\d+)?|e[+-]?\d+)"))([^"]+)"\}').split
+_JOIN = b"".join
+
+
 def _date(value):
     if isinstance(value, Int64):  # {"$numberLong": ...} inside, read already
         return _millis_to_datetime(int(value), DECODE_OPTIONS)
     return json_util.object_pairs_hook([("$date", value)], JSON_OPTIONS)
 
 
-# The wrappers of nearly every line, read without json_util's general parser.
+# The wrappers left in a line, read without json_util's general parser; None: json_util decides.
 _FAST = {
-    "$numberInt": lambda value: int(value) if -_INT32 <= int(value) < _INT32 else None,
-    "$numberLong": lambda value: Int64(int(value)),
-    "$numberDouble": float,
-    "$oid": ObjectId,
+    "$numberInt": lambda value: int(value) if type(value) is str and -_INT32 <= int(value) < _INT32 else None,
+    "$numberLong": lambda value: Int64(int(value)) if type(value) is str else None,
+    "$numberDouble": lambda value: float(value) if type(value) is str else None,
+    "$oid": lambda value: ObjectId(value) if type(value) is str else None,
+    # {"$date": {"$numberLong": "..."}} after _NUMBERS: {"$date": 1600000000000}
+    "$date": lambda value: _millis_to_datetime(value, DECODE_OPTIONS) if type(value) is int else None,
 } if bson is not None else {}
 
 
@@ -264,11 +281,11 @@ def _pairs(pairs):
 def _fast(key, value):
     """The value of the one-key wrapper ``{key: value}`` when it is one of _FAST's, else None."""
     convert = _FAST.get(key)
-    if convert is None or not isinstance(value, str):
+    if convert is None:
         return None
     try:
         return convert(value)
-    except (ValueError, TypeError, bson.errors.InvalidId):
+    except (ValueError, TypeError, OverflowError, bson.errors.InvalidId):
         return None
 
 
@@ -277,20 +294,45 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
 
 def decode(line):
     """The document of one line :func:`encode` wrote (bytes or str), as a dict; ``bson.encode`` of it gives the
-    original bytes back. Raises ValueError on a line that is not JSON."""
+    original bytes back. Any line ``json_util.loads`` reads (canonical options) gives the same BSON; the others
+    raise ValueError (not JSON, not an object, a malformed wrapper). One difference, outside canonical output: a
+    plain JSON integer beyond 64 bits, which json_util reads as an int bson.encode refuses, orjson reads as a
+    double (a scan for it would add some 15 % to every line; a ferry member's sha256 is checked first)."""
+    doc = None
     if orjson is not None:
+        flat = _JOIN(_NUMBERS(line if type(line) is bytes else _utf8(line)))
         try:
-            doc = orjson.loads(line)
+            doc = orjson.loads(flat)
         except orjson.JSONDecodeError:
-            doc = None  # beyond orjson (an integer over 64 bits, NaN tokens): the standard parser decides
-        if isinstance(doc, dict):
-            return _revive_doc(doc)
+            doc = None  # beyond orjson (an integer over 64 bits, NaN tokens, ...): the standard parser decides
+        # done unless a key may still start with "$" (or \u0024); one-byte searches first, they are the fast ones
+        if type(doc) is dict and (b"$" not in flat or b'"$' not in flat) and (
+                b"\\" not in flat or b"\\u0024" not in flat):
+            return doc
+    try:
+        doc = _revive_doc(doc) if type(doc) is dict else _standard(line)
+    except ValueError:
+        raise
+    except Exception as exc:  # json_util's refusals: TypeError, KeyError, InvalidId, ... of a malformed wrapper
+        raise ValueError("not Extended JSON: %s: %s" % (type(exc).__name__, exc)) from exc
+    if type(doc) is not dict:  # a list, or a wrapper's value ({"$oid": ...} alone)
+        raise ValueError("the line is not a JSON object holding a document (it reads as %s)" % type(doc).__name__)
+    return doc
+
+
+def _standard(line):
     if isinstance(line, (bytes, bytearray, memoryview)):
         line = bytes(line).decode("utf-8")
-    doc = _DECODER.decode(line)
-    if not isinstance(doc, dict):
-        raise ValueError("the line is not a JSON object")
-    return doc
+    return _DECODER.decode(line)
+
+
+def _utf8(line):
+    if isinstance(line, str):
+        try:
+            return line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: the standard parser decides
+            return b""
+    return bytes(line) if isinstance(line, (bytearray, memoryview)) else b""
 
 
 def _revive(value):
@@ -305,7 +347,7 @@ def _revive(value):
 
 
 def _revive_doc(doc):
-    if len(doc) == 1:  # most wrappers: {"$numberInt": "5"}
+    if len(doc) == 1:  # most wrappers: {"$oid": "..."}
         for key, value in doc.items():
             result = _fast(key, value)
             if result is not None:

@@ -255,3 +255,173 @@ def test_orjson_and_standard_writer_give_the_same_bytes(name):
         pytest.skip("orjson not installed")
     converted = extjson._convert_doc(bson.decode(_raw({name: VALUES[name]}), extjson.DECODE_OPTIONS))
     assert extjson.orjson.dumps(converted) == extjson._dumps_json(converted)
+
+
+# -- decode against json_util: the same BSON, or both refuse ----------------------------------------------------
+def _json_util_bson(line):
+    try:
+        return bson.encode(json_util.loads(line, json_options=JSON_UTIL))
+    except Exception:  # json_util's refusals, or a value bson cannot hold
+        return None
+
+
+def _decode_bson(line):
+    try:
+        doc = extjson.decode(line)
+    except ValueError:  # decode refuses with ValueError only
+        return None
+    assert type(doc) is dict
+    try:
+        return bson.encode(doc)
+    except Exception:
+        return None
+
+
+def _same_as_json_util(line):
+    expected = _json_util_bson(line)
+    assert _decode_bson(line) == expected
+    assert _decode_bson(line.encode("utf-8")) == expected
+    return expected
+
+
+OID = "5f1d7a2b9c8e4b3a2d1c0b0a"
+
+
+@pytest.mark.parametrize("value, kind", [
+    ('{"$numberInt":"1"}', int), ('{"$numberInt":"-0"}', int), ('{"$numberInt":"-2147483648"}', int),
+    ('{"$numberInt":"2147483647"}', int), ('{"$numberInt":"007"}', int), ('{"$numberInt":" 5"}', int),
+    ('{"$numberInt":"1_000"}', int),
+    ('{"$numberInt":"3000000000"}', Int64),            # json_util's int, written as Int64 by bson
+    ('{"$numberInt":"99999999999999999999"}', None),  # beyond 64 bits: bson refuses
+    ('{"$numberInt":"-9223372036854775809"}', None),
+    ('{"$numberInt":"1.5"}', None), ('{"$numberInt":5}', None), ('{"$numberInt":"x"}', None),
+    ('{"$numberLong":"5"}', Int64), ('{"$numberLong":"-5"}', Int64), ('{"$numberLong":"2147483648"}', Int64),
+    ('{"$numberLong":"12345678901"}', Int64), ('{"$numberLong":"-12345678901"}', Int64),
+    ('{"$numberLong":"01234567890"}', Int64), ('{"$numberLong":"999999999999999999"}', Int64),
+    ('{"$numberLong":"9223372036854775807"}', Int64), ('{"$numberLong":"-9223372036854775808"}', Int64),
+    ('{"$numberLong":"9223372036854775808"}', None), ('{"$numberLong":"1.0"}', None),
+    ('{"$numberDouble":"1"}', float), ('{"$numberDouble":"-0.0"}', float), ('{"$numberDouble":"0.1"}', float),
+    ('{"$numberDouble":"NaN"}', float), ('{"$numberDouble":"nan"}', float), ('{"$numberDouble":"Infinity"}', float),
+    ('{"$numberDouble":"-Infinity"}', float), ('{"$numberDouble":"1e+308"}', float),
+    ('{"$numberDouble":"5e-324"}', float), ('{"$numberDouble":"1e400"}', float), ('{"$numberDouble":"1E5"}', float),
+    ('{"$numberDouble":"1.5e-07"}', float), ('{"$numberDouble":"00.5"}', float),
+    ('{"$numberDouble":"123456789012345678901234567890.5"}', float), ('{"$numberDouble":"x"}', None),
+    ('{"$date":{"$numberLong":"1600000000000"}}', datetime.datetime),
+    ('{"$date":{"$numberLong":"5"}}', datetime.datetime),
+    ('{"$date":{"$numberLong":"-62135596800001"}}', DatetimeMS),
+    ('{"$date":{"$numberLong":"253402300800000"}}', DatetimeMS),
+    ('{"$date":1600000000000}', datetime.datetime), ('{"$date":"2020-01-02T03:04:05.678Z"}', datetime.datetime),
+    ('{"$date":{"$numberLong":"1"},"x":1}', None),
+    ('{"$oid":"%s"}' % OID, ObjectId), ('{"$oid":"xyz"}', None),
+    ('{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAABA==","subType":"04"}}', Binary),
+    ('{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAw==","subType":"03"}}', Binary),
+    ('{"$binary":{"base64":"","subType":"80"}}', Binary), ('{"$binary":{"base64":"!!","subType":"00"}}', bytes),
+    ('{"$numberDecimal":"1.5"}', Decimal128), ('{"$numberDecimal":"-0"}', Decimal128),
+    ('{"$regularExpression":{"pattern":"^a","options":"im"}}', Regex),
+    ('{"$timestamp":{"t":1,"i":2}}', Timestamp), ('{"$minKey":1}', MinKey), ('{"$maxKey":1}', MaxKey),
+    ('{"$code":"f()"}', Code), ('{"$code":"f()","$scope":{"x":{"$numberInt":"1"}}}', Code),
+    ('{"$symbol":"s"}', str), ('{"$undefined":true}', type(None)),
+    ('{"$dbPointer":{"$ref":"c","$id":{"$oid":"%s"}}}' % OID, DBRef),
+    ('{"$ref":"c","$id":{"$numberInt":"1"}}', DBRef),
+    ('{"$ref":"c","$id":{"$numberLong":"12345678901"},"$db":"d","x":{"$numberInt":"2"}}', DBRef),
+    ('{"$foo":"bar"}', dict), ('{"$foo":{"$numberInt":"1"},"b":[{"$numberLong":"12345678901"}]}', dict),
+    ('{"$comment":"x","$numberInt":"5"}', None), ('{"x":1,"$numberInt":"5"}', None),
+    ('{"$numberInt":"5","x":1}', None), ('{"\\u0024numberInt":"5"}', int), ('{"\\u0024oid":"%s"}' % OID, ObjectId),
+    ('{ "$numberInt" : "5" }', int), ('"{\\"$numberInt\\":\\"5\\"}"', str),
+    ('[{"$numberInt":"1"},{"$numberDouble":"2.5"},{"$numberLong":"12345678901"},{"$numberDouble":"-0.0"}]', list),
+    ('NaN', float), ('-Infinity', float), ('1', int), ('12345678901', Int64), ('1.0', float), ('-0.0', float),
+    ('9223372036854775807', Int64), ('18446744073709551615', None), ('true', bool), ('null', type(None)),
+])
+def test_decode_reads_every_wrapper_as_json_util_does(value, kind):
+    line = '{"_id":{"$oid":"%s"},"a":%s,"n":{"$numberInt":"7"},"d":{"$numberDouble":"0.5"}}' % (OID, value)
+    expected = _same_as_json_util(line)
+    assert (expected is None) == (kind is None)
+    if kind is not None:  # the Python type too: Binary subtypes 3 and 4 stay Binary, not UUID
+        decoded = extjson.decode(line)["a"]
+        assert type(decoded) is kind or (kind is Int64 and type(decoded) is int and abs(decoded) >= 2 ** 31)
+
+
+@pytest.mark.parametrize("line", [
+    b'[1,2]', b'{not json', b'', b'{"a":1', b'{"a":1}x', b'{"$oid":"%s"}' % OID.encode(),
+    b'{"$numberInt":"1"}', b'{"$ref":"c","$id":1}', b'{"a":{"$numberInt":5}}', b'{"a":{"$oid":"zz"}}',
+    b'{"a":{"$binary":{"base64":"AA=="}}}', b'{"a":"\xff"}', b'{"a":"' + b'\xc3' + b'"}',
+    b'{"a":{"$numberInt":"1"}' + b']' * 3,
+])
+def test_decode_refuses_with_value_error(line):
+    with pytest.raises(ValueError):
+        extjson.decode(line)
+
+
+def test_decode_keeps_text_that_only_looks_like_a_wrapper():
+    doc = {"s": '{"$numberInt":"5"}', "t": '{"$numberLong":"12345678901"}', "$price": "$5",
+           "u": "\\u0024oid", "k": {'{"$numberInt":"1"}': 1}}
+    line = extjson.encode(_raw(doc))
+    assert extjson.decode(line) == doc
+    assert _same_as_json_util(line.decode("utf-8")) == _raw(doc)
+
+
+def test_decode_without_orjson_gives_the_same_documents(monkeypatch):
+    raw = _raw(dict(VALUES))
+    line = extjson.encode(raw)
+    monkeypatch.setattr(extjson, "orjson", None)
+    assert bson.encode(extjson.decode(line)) == raw
+    with pytest.raises(ValueError):
+        extjson.decode(b'{"$oid":"%s"}' % OID.encode())
+
+
+_ALL_SCALARS = st.one_of(
+    _scalars, st.sampled_from([VALUES[name] for name in sorted(VALUES)]),
+    st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1),
+    st.binary(max_size=16).map(lambda data: Binary(data, 4)), st.binary(max_size=16).map(lambda data: Binary(data, 3)),
+    st.integers(min_value=0, max_value=2 ** 63 - 1).map(lambda ms: DatetimeMS(ms)),
+    st.floats(width=64), st.builds(lambda digits, exponent: Decimal128("%de%d" % (digits, exponent)),
+                                   st.integers(-(10 ** 30), 10 ** 30), st.integers(-6000, 6000)),
+)
+_KEYS = st.one_of(st.text(max_size=8).filter(lambda key: "\x00" not in key),
+                  st.sampled_from(["$foo", "$comment", "$numberInt", "$oid", "$date", "$ref", "$id", "$db", "a"]))
+_ALL_VALUES = st.recursive(_ALL_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _ALL_VALUES, max_size=6), st.booleans())
+def test_property_decode_equals_json_util_for_random_documents(doc, compact):
+    """Random documents of every type, written by json_util (canonical, compact or with spaces) and by encode:
+    decode gives json_util's BSON, or both refuse (a "$" key json_util reads as a wrapper)."""
+    try:
+        raw = _raw(doc)
+    except Exception:  # a document bson itself refuses: nothing to read back
+        return
+    decoded = bson.decode(raw, extjson.DECODE_OPTIONS)
+    separators = (",", ":") if compact else (", ", ": ")
+    line = json_util.dumps(decoded, json_options=JSON_UTIL, separators=separators)
+    _same_as_json_util(line)
+    try:
+        line = extjson.encode(raw)
+    except extjson.Lossy:  # a "$" key read back as a type, a NaN payload, ...: refused at backup time
+        return
+    assert _decode_bson(line) == raw == _json_util_bson(line.decode("utf-8"))
+
+
+_WRAPPER_TEXT = st.one_of(
+    st.sampled_from(["0", "-0", "007", "1.5", "1e5", "1E5", "-1e-5", "NaN", "Infinity", "-Infinity", " 1", "x", "",
+                     "2147483648", "12345678901", "-12345678901", "999999999999999999", "9223372036854775808",
+                     "1e400", "5e-324", "-0.0", "01234567890"]),
+    st.integers(min_value=-(2 ** 70), max_value=2 ** 70).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr))
+_WRAPPERS = st.one_of(
+    st.builds(lambda kind, text: {kind: text},
+              st.sampled_from(["$numberInt", "$numberLong", "$numberDouble", "$numberDecimal", "$oid"]), _WRAPPER_TEXT),
+    st.builds(lambda text: {"$date": {"$numberLong": text}}, _WRAPPER_TEXT),
+    st.integers(min_value=-(2 ** 63), max_value=2 ** 64 - 1), st.floats(), st.text(max_size=6), st.none())
+_JSONISH = st.recursive(_WRAPPERS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=3)), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _JSONISH, max_size=5), st.booleans(), st.booleans())
+def test_property_decode_equals_json_util_for_wrapper_like_json(value, compact, ascii_only):
+    """Hand-written JSON with wrappers holding odd texts, user "$" keys and plain numbers (within 64 bits; beyond,
+    orjson reads a double, see decode's docstring)."""
+    separators = (",", ":") if compact else (", ", ": ")
+    _same_as_json_util(json.dumps(value, separators=separators, ensure_ascii=ascii_only))
