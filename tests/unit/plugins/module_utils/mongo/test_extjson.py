@@ -28,7 +28,7 @@ from bson.min_key import MinKey
 from bson.objectid import ObjectId
 from bson.regex import Regex
 from bson.timestamp import Timestamp
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
@@ -258,6 +258,11 @@ def test_orjson_and_standard_writer_give_the_same_bytes(name):
 
 
 # -- decode against json_util: the same BSON, or both refuse ----------------------------------------------------
+def _fresh_object_id(line):
+    """json_util reads {"$oid": null} as ObjectId(None): a new id every time, nothing to compare."""
+    return '"$oid": null' in line or '"$oid":null' in line
+
+
 def _json_util_bson(line):
     try:
         return bson.encode(json_util.loads(line, json_options=JSON_UTIL))
@@ -312,7 +317,7 @@ OID = "5f1d7a2b9c8e4b3a2d1c0b0a"
     ('{"$date":{"$numberLong":"253402300800000"}}', DatetimeMS),
     ('{"$date":1600000000000}', datetime.datetime), ('{"$date":"2020-01-02T03:04:05.678Z"}', datetime.datetime),
     ('{"$date":{"$numberLong":"1"},"x":1}', None),
-    ('{"$oid":"%s"}' % OID, ObjectId), ('{"$oid":"xyz"}', None),
+    ('{"$oid":"%s"}' % OID, ObjectId), ('{"$oid":"xyz"}', None), ('{"$oid":{"$numberInt":"1"}}', None),
     ('{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAABA==","subType":"04"}}', Binary),
     ('{"$binary":{"base64":"AAAAAAAAAAAAAAAAAAAAAw==","subType":"03"}}', Binary),
     ('{"$binary":{"base64":"","subType":"80"}}', Binary), ('{"$binary":{"base64":"!!","subType":"00"}}', bytes),
@@ -395,6 +400,7 @@ def test_property_decode_equals_json_util_for_random_documents(doc, compact):
     decoded = bson.decode(raw, extjson.DECODE_OPTIONS)
     separators = (",", ":") if compact else (", ", ": ")
     line = json_util.dumps(decoded, json_options=JSON_UTIL, separators=separators)
+    assume(not _fresh_object_id(line))
     _same_as_json_util(line)
     try:
         line = extjson.encode(raw)
@@ -424,4 +430,6 @@ def test_property_decode_equals_json_util_for_wrapper_like_json(value, compact, 
     """Hand-written JSON with wrappers holding odd texts, user "$" keys and plain numbers (within 64 bits; beyond,
     orjson reads a double, see decode's docstring)."""
     separators = (",", ":") if compact else (", ", ": ")
-    _same_as_json_util(json.dumps(value, separators=separators, ensure_ascii=ascii_only))
+    line = json.dumps(value, separators=separators, ensure_ascii=ascii_only)
+    assume(not _fresh_object_id(line))
+    _same_as_json_util(line)
