@@ -97,8 +97,10 @@ options:
     default: true
   verify:
     description:
-      - C(sample) compares the counts and the manifest's sample; C(full) every document (reads the zips and
-        every restored document once more); C(none) skips the verification.
+      - C(sample) checks that every document read was acknowledged by the server (inserted, or reported as a
+        duplicate of one it holds) and reads back the manifest's sample (up to 1000 documents per collection),
+        comparing their sha256; C(full) reads back every document (reads the zips and every restored document
+        once more); C(none) skips the verification.
     type: str
     choices: [sample, full, none]
     default: sample
@@ -195,9 +197,9 @@ verified:
   type: bool
 verification:
   description:
-    - Per collection, the target's count (the server's estimate), the least expected, documents checked, missing
-      (and the first 20 of their C(_id)s) and different, and manifest sample entries whose C(_id) could not be read
-      (left out of the check).
+    - Per collection, documents read and acknowledged by the server (inserted or duplicates), documents checked,
+      missing (and the first 20 of their C(_id)s) and different, and manifest sample entries whose C(_id) could not
+      be read (left out of the check).
   returned: when the restore ran and O(verify) is not C(none)
   type: dict
 docs_per_s:

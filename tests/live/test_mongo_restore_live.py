@@ -22,7 +22,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.raw_bson import RawBSONDocument
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.mongo import backupzip, extjson, profile
+from ansible_collections.ferry.migrate.plugins.module_utils.mongo import backupzip, extjson, profile, restore
 from ansible_collections.ferry.migrate.plugins.modules import mongo_backup, mongo_restore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,6 +294,19 @@ def test_a_rerun_after_the_zips_were_cleaned_up_is_a_skip_but_a_zip_never_restor
     other = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state2")
     with pytest.raises(FerryError, match="src .*small.zip does not exist"):
         mongo_restore.run(other, False)
+
+
+def test_verification_fails_when_the_server_did_not_take_every_document(
+        servers, target, small_zip, tmp_path, monkeypatch):
+    def dropping(writer, batch):  # a server that loses a document without an error
+        writer.coll.insert_many(batch.docs[:-1], ordered=False)
+        writer.counts["inserted"] += len(batch.docs) - 1
+
+    monkeypatch.setattr(restore.Writer, "write", dropping)
+    params = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state")
+    with pytest.raises(FerryError, match=r"verification failed .*DataSets: 50 document\(s\) read, 49 acknowledged "
+                                         r"by the server, 1 of 50 checked missing \(\"d49\"\)"):
+        mongo_restore.run(params, False)
 
 
 def test_wrong_password_is_a_clear_error(servers, small_zip, tmp_path):
