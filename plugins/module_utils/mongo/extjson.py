@@ -23,6 +23,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# type(x) is T, not isinstance: a bool is an int and an Int64 is an int to isinstance, and each must keep its own
+# BSON type.
+# pylint: disable=unidiomatic-typecheck
+
 import base64
 import datetime
 import hashlib

@@ -6,6 +6,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# type(x) is T: a bool, an Int64 and an int are told apart here on purpose.
+# pylint: disable=unidiomatic-typecheck
+
 import datetime
 import hashlib
 import json
@@ -378,7 +381,7 @@ _ALL_SCALARS = st.one_of(
     _scalars, st.sampled_from([VALUES[name] for name in sorted(VALUES)]),
     st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1),
     st.binary(max_size=16).map(lambda data: Binary(data, 4)), st.binary(max_size=16).map(lambda data: Binary(data, 3)),
-    st.integers(min_value=0, max_value=2 ** 63 - 1).map(lambda ms: DatetimeMS(ms)),
+    st.integers(min_value=0, max_value=2 ** 63 - 1).map(DatetimeMS),
     st.floats(width=64), st.builds(lambda digits, exponent: Decimal128("%de%d" % (digits, exponent)),
                                    st.integers(-(10 ** 30), 10 ** 30), st.integers(-6000, 6000)),
 )
