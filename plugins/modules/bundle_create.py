@@ -246,6 +246,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     check_paths,
     check_ranges,
     exit_with,
+    output_unchanged,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     RUN,
@@ -271,7 +272,7 @@ def run(params, check_mode):
     attempt = attempt_step(params, "bundle_create", _inputs(params), check_mode)
     if attempt.decision == SKIP:
         done = (attempt.record or {}).get("result") or {}
-        if _unchanged(done):
+        if output_unchanged(done.get("dest"), done):
             return dict(done, decision=SKIP, changed=False)
         attempt.decision = RUN  # the bundle was removed or replaced since
     plan = ExportPlan(_options(params))
@@ -302,15 +303,6 @@ def _no_room(report, result):
                                           report["min_free_bytes"]))
     error.result = result
     return error
-
-
-def _unchanged(done):
-    """Whether the bundle a complete run recorded is still there as it wrote it."""
-    try:
-        info = os.stat(done["dest"])
-    except (KeyError, TypeError, OSError):
-        return False
-    return info.st_size == done.get("size") and info.st_mtime_ns == done.get("mtime_ns")
 
 
 def _identity(path):

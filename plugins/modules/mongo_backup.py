@@ -215,9 +215,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
+    check_dest_file,
     check_paths,
     check_ranges,
     exit_with,
+    output_unchanged,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     RUN,
@@ -250,7 +252,7 @@ def run(params, check_mode):
     }, check_mode)
     if attempt.decision == SKIP:
         stored = (attempt.record or {}).get("result") or {}
-        if _unchanged(dest, stored):
+        if output_unchanged(dest, stored):
             return dict(_public(stored), decision=SKIP, changed=False)
         attempt.decision = RUN  # the zip was removed or replaced since
     # Log in before the step is recorded as running: a wrong password is not a failed backup.
@@ -272,28 +274,13 @@ def _public(result):
     return dict((key, value) for key, value in result.items() if key != "mtime_ns")
 
 
-def _unchanged(dest, stored):
-    try:
-        stat = os.stat(dest)
-    except OSError:
-        return False
-    return stat.st_size == stored.get("size") and stat.st_mtime_ns == stored.get("mtime_ns")
-
-
 def check_options(params):
     check_paths(params, ("dest", "files_root", "state_dir"))
     check_ranges(params, RANGES)
     connection.check_connection_options(params)
     if params.get("database") is not None and not params["database"].strip():
         raise FerryError("database is empty: name the database, or leave it out for the profile's")
-    dest = os.path.abspath(params["dest"])
-    if os.path.isdir(dest):
-        raise FerryError("dest, %s, is a directory: give the path of the zip to write" % dest)
-    above = os.path.dirname(dest)
-    while not os.path.lexists(above):  # a run creates what is missing: what exists must be a directory
-        above = os.path.dirname(above)
-    if not os.path.isdir(above):
-        raise FerryError("the directory of dest cannot be made: %s is not a directory" % above)
+    check_dest_file(params["dest"], "zip")
     if params.get("files_root") and not os.path.isdir(params["files_root"]):
         raise FerryError("files_root, %s, is not a directory" % params["files_root"])
 

@@ -151,7 +151,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, check_paths, exit_with
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
+    FerryError,
+    check_dest_file,
+    check_paths,
+    exit_with,
+    output_unchanged,
+)
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import (
     RUN,
     SKIP,
@@ -176,7 +182,7 @@ def run(params, check_mode):
     }, check_mode)
     if attempt.decision == SKIP:
         stored = (attempt.record or {}).get("result") or {}
-        if _unchanged(dest, stored):
+        if output_unchanged(dest, stored):
             return dict(stored, decision=SKIP, changed=False)
         attempt.decision = RUN  # the file was removed or replaced since
     result = {"decision": attempt.decision, "dest": dest}
@@ -201,27 +207,12 @@ def run(params, check_mode):
     return result
 
 
-def _unchanged(dest, stored):
-    try:
-        stat = os.stat(dest)
-    except OSError:
-        return False
-    return stat.st_size == stored.get("size") and stat.st_mtime_ns == stored.get("mtime_ns")
-
-
 def check_options(params):
     check_paths(params, ("dest", "state_dir"))
     connection.check_connection_options(params)
     if not (params.get("database") or "").strip():
         raise FerryError("database is empty: name the database to dump")
-    dest = os.path.abspath(params["dest"])
-    if os.path.isdir(dest):
-        raise FerryError("dest, %s, is a directory: give the path of the file to write" % dest)
-    above = os.path.dirname(dest)
-    while not os.path.lexists(above):  # a run creates what is missing: what exists must be a directory
-        above = os.path.dirname(above)
-    if not os.path.isdir(above):
-        raise FerryError("the directory of dest cannot be made: %s is not a directory" % above)
+    check_dest_file(params["dest"])
 
 
 def check_server(params):

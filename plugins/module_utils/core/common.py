@@ -202,6 +202,29 @@ def tree_files(root, suffixes):
         yield from reversed(files)
 
 
+def check_dest_file(dest, what="file"):
+    """Refuse a ``dest`` a run could not write: a directory, or a path whose first existing ancestor is not a
+    directory (a run creates the missing ones)."""
+    dest = os.path.abspath(dest)
+    if os.path.isdir(dest):
+        raise FerryError("dest, %s, is a directory: give the path of the %s to write" % (dest, what))
+    above = os.path.dirname(dest)
+    while not os.path.lexists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise FerryError("the directory of dest cannot be made: %s is not a directory" % above)
+
+
+def output_unchanged(path, recorded):
+    """Whether the file a complete run recorded (its ``size`` and ``mtime_ns``) is still there as it wrote it: a
+    step's skip must not hide an output removed or replaced since."""
+    try:
+        info = os.stat(path)
+    except (TypeError, OSError):
+        return False
+    return info.st_size == recorded.get("size") and info.st_mtime_ns == recorded.get("mtime_ns")
+
+
 def prefix_matches(root, pattern):
     """The relative paths under ``root`` that ``pattern`` names: a final ``*`` matches any end of the last name
     (MVI's ``<owner>/trained-models/<id>*``), every other character is literal - a name made of data (an id, an

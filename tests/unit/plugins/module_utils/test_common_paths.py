@@ -1,8 +1,15 @@
-"""core.common.prefix_matches: the model-file patterns of a profile (``<owner>/trained-models/<id>*``)."""
+"""core.common: model-file patterns (prefix_matches), dest checks and recorded outputs."""
 
 import os
 
-from ansible_collections.ferry.migrate.plugins.module_utils.core.common import prefix_matches
+import pytest
+
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
+    FerryError,
+    check_dest_file,
+    output_unchanged,
+    prefix_matches,
+)
 
 
 def touch(root, *names):
@@ -34,3 +41,18 @@ def test_without_a_star_the_path_itself_and_a_root_with_glob_characters(tmp_path
     assert prefix_matches(str(root), "u/s.zip") == ["u/s.zip"]
     assert prefix_matches(str(root), "u/nothing*") == []
     assert prefix_matches(str(root), "u/\nodd*") == ["u/\nodd name*"]
+
+
+def test_check_dest_file_and_output_unchanged(tmp_path):
+    check_dest_file(str(tmp_path / "a" / "b" / "x.zip"))  # missing directories are made by the run
+    with pytest.raises(FerryError, match="is a directory"):
+        check_dest_file(str(tmp_path))
+    touch(tmp_path, "file")
+    with pytest.raises(FerryError, match="cannot be made: .*file is not a directory"):
+        check_dest_file(str(tmp_path / "file" / "x.zip"))
+    info = os.stat(str(tmp_path / "file"))
+    recorded = {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    assert output_unchanged(str(tmp_path / "file"), recorded)
+    assert not output_unchanged(str(tmp_path / "gone"), recorded) and not output_unchanged(None, recorded)
+    os.utime(str(tmp_path / "file"), ns=(1, 1))
+    assert not output_unchanged(str(tmp_path / "file"), recorded)
