@@ -15,6 +15,8 @@ import pymongo
 import pymysql
 import pytest
 
+from tests.unit.conftest import closed_port  # noqa: F401  pylint: disable=unused-import  (the one fixture)
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "test-servers"
 RUN_DIR = Path(os.environ.get("FERRY_RUN_DIR") or ROOT / ".run") / "servers"

@@ -9,7 +9,6 @@ fail with a clear message; through the module's entry point as Ansible runs it."
 import hashlib
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -233,11 +232,7 @@ def test_a_wrong_known_hosts_entry_is_refused_clearly(sshd, tmp_path):
     assert not os.path.exists(values["dest"])
 
 
-def test_a_closed_port_cannot_be_reached(sshd, tmp_path):
-    sock = socket.socket()
-    sock.bind((sshd["host"], 0))
-    closed_port = sock.getsockname()[1]
-    sock.close()
+def test_a_closed_port_cannot_be_reached(sshd, tmp_path, closed_port):  # the sshd listens on 127.0.0.1 too
     values = params(sshd, tmp_path, ssh_port=closed_port)
     make_source(values["src"])
     with pytest.raises(FerryError, match="cannot reach %s:%d over ssh: Connection refused"

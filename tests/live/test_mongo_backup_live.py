@@ -8,7 +8,6 @@ zip is made again; a lossy document fails naming its _id; a missing project grou
 database names (SecantusDB drops are slow)."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -58,16 +57,6 @@ def mvi(servers, tmp_path_factory):
     summary = json.loads(out.stdout)
     summary["root"] = str(root)
     return summary
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port nothing listens on."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def raw_set(client, database, name, query=None):

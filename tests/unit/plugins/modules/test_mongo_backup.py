@@ -12,12 +12,12 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from ansible_collections.ferry.migrate.plugins.doc_fragments.mongodb import ModuleDocFragment as MongoFragment
 from ansible_collections.ferry.migrate.plugins.doc_fragments.state import ModuleDocFragment as StateFragment
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.modules import mongo_backup
+from tests.support import module_docs
 
 
 def base(tmp_path, **extra):
@@ -29,24 +29,9 @@ def base(tmp_path, **extra):
 
 
 def test_documentation_matches_the_spec():
-    docs = yaml.safe_load(mongo_backup.DOCUMENTATION)
-    options = dict(docs["options"])
-    for fragment in (MongoFragment, StateFragment):
-        options.update(yaml.safe_load(fragment.DOCUMENTATION)["options"])
-    assert docs["extends_documentation_fragment"][:2] == ["ferry.migrate.mongodb", "ferry.migrate.state"]
-    spec = mongo_backup.argument_spec()
-    assert sorted(options) == sorted(spec)
-    for name, option in spec.items():
-        doc = options[name]
-        assert doc["type"] == option["type"], name
-        assert doc.get("default") == option.get("default"), name
-        assert doc.get("choices") == option.get("choices"), name
-        assert doc.get("elements") == option.get("elements"), name
-        assert bool(doc.get("required")) == bool(option.get("required")), name
-    for secret in ("login_password", "uri", "ssl_pem_passphrase"):
-        assert spec[secret]["no_log"] is True
-    yaml.safe_load(mongo_backup.EXAMPLES)
-    yaml.safe_load(mongo_backup.RETURN)
+    module_docs.assert_documentation_matches_the_spec(
+        mongo_backup, {"ferry.migrate.mongodb": MongoFragment, "ferry.migrate.state": StateFragment},
+        secrets=("login_password", "uri", "ssl_pem_passphrase"))
 
 
 @pytest.mark.parametrize("extra, message", [
