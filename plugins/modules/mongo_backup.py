@@ -27,6 +27,8 @@ description:
     directories, model files and thumbnails, DNN script zips, relative to the data mount), which
     M(ferry.migrate.file_sync) transfers, and a manifest: counts, sha256 of each member, an order-free digest of the
     documents' BSON, a sample of C(_id) hashes, the index definitions and collection options."
+  - "A database that holds none of the profile's collections (a mistyped O(database) reads as an empty one) fails
+    the task instead of giving an empty backup."
   - "A path a profile expression makes of a document's fields must be relative and stay inside the data mount (no
     C(..) component, no leading C(/), no NUL byte); otherwise the task fails naming the C(_id) and the expression."
   - "The zip is written as C(<dest>.partial) (mode C(0600)), synced and renamed to O(dest): a killed backup never

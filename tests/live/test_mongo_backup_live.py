@@ -178,6 +178,17 @@ def test_missing_project_group_fails_unless_warned(servers, mvi, tmp_path):
     assert list(result["per_item"]) == [mvi["project_groups"][0]]
 
 
+def test_a_database_without_the_profile_s_collections_is_refused_not_backed_up_empty(servers, mongo_client, tmp_path):
+    name = "ferry_bk_typo_%s" % uuid.uuid4().hex[:8]
+    mongo_client[name].Other.insert_one({"_id": 1})  # exists, but is no MVI database (a mistyped name reads empty)
+    for database in (name, name + "_missing"):
+        params = params_for(servers, database, tmp_path / "x.zip", tmp_path / "state")
+        with pytest.raises(FerryError, match="database %s on .* holds none of profile mvi's collections" % database):
+            mongo_backup.run(params, False)
+        assert not os.path.exists(str(tmp_path / "x.zip"))
+    mongo_client.drop_database(name)
+
+
 def test_wrong_password_is_a_clear_error(servers, mvi, tmp_path):
     params = params_for(servers, mvi["database"], tmp_path / "x.zip", tmp_path / "state",
                         login_password="wrong-" + uuid.uuid4().hex)

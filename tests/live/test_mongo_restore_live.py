@@ -309,6 +309,15 @@ def test_verification_fails_when_the_server_did_not_take_every_document(
         mongo_restore.run(params, False)
 
 
+def test_a_zip_of_no_collection_is_refused_not_restored_as_nothing(servers, target, tmp_path):
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(str(empty), "w").close()  # a valid zip with no member
+    database = fresh("rst")
+    with pytest.raises(FerryError, match="holds none of profile mvi's collections"):
+        mongo_restore.run(restore_params(servers, str(empty), database, tmp_path / "state"), False)
+    assert_nothing_written(target, database)
+
+
 def test_wrong_password_is_a_clear_error(servers, small_zip, tmp_path):
     params = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state", login_password="wrong-password")
     with pytest.raises(FerryError, match="authentication failed for ferry .*code 18") as exc:

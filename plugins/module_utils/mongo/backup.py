@@ -117,6 +117,11 @@ class Backup:
         try:
             self.db = self.client[self.database]
             existing = set(self.db.list_collection_names())
+            if not existing & set(self.profile.collections):
+                # a mistyped database name reads as an empty one: an empty backup must not pass for a success
+                raise FerryError("database %s on %s holds none of profile %s's collections (%s, ...); it has %s" % (
+                    self.database, connection.describe(self.params), self.profile.name,
+                    ", ".join(self.profile.collections[:3]), ", ".join(sorted(existing)[:10]) or "none"))
             self._check_items(existing)
             plan = self._plan(existing)
             self.total = self._estimate(plan)

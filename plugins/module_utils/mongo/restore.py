@@ -178,6 +178,9 @@ def check_source(source, profile):
         _check_ferry_members(source, names, profile)
     else:
         _check_original_members(source, names, profile)
+    if not source.members:  # a zip of no collection at all restores nothing: never a success
+        raise FerryError("src %s holds none of profile %s's collections: it is no backup of this application; "
+                         "nothing was written" % (source.path, profile.name))
 
 
 def _read_manifest(source):
