@@ -94,6 +94,8 @@ options:
         one JSON object per line, C({"path": "<relative to the root>", "kind": "dir"|"file"|"glob"}). A
         directory is copied with everything under it.'
       - Mutually exclusive with O(paths). Neither set, the whole of O(src) is copied.
+      - Listed paths missing on the sending side are returned in RV(missing); when pushing a list none of whose
+        paths exists under O(src), the task fails before ssh runs (a wrong O(src), not a pass with nothing to do).
     type: path
   paths:
     description:

@@ -232,6 +232,15 @@ def test_a_wrong_known_hosts_entry_is_refused_clearly(sshd, tmp_path):
     assert not os.path.exists(values["dest"])
 
 
+def test_a_list_none_of_whose_paths_exists_is_a_wrong_src_not_a_pass_with_nothing_to_do(sshd, tmp_path):
+    values = params(sshd, tmp_path, manifest=backup_zip(tmp_path / "pg1.zip", ENTRIES))
+    os.makedirs(values["src"])  # the wrong directory: nothing the list names is there
+    for check_mode in (True, False):
+        with pytest.raises(FerryError, match=r"none of the \d+ listed path\(s\) exists under src .*source-host/data"):
+            file_sync.run(dict(values), check_mode)
+    assert not os.path.exists(values["dest"])
+
+
 def test_a_closed_port_cannot_be_reached(sshd, tmp_path, closed_port):  # the sshd listens on 127.0.0.1 too
     values = params(sshd, tmp_path, ssh_port=closed_port)
     make_source(values["src"])

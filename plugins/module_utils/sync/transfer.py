@@ -55,6 +55,12 @@ class Sync:
             entries = filelist.path_entries(self.params["paths"])
         if entries is not None:
             self.files = filelist.FileList(self.local_root if self.push else None).write(entries)
+            if self.files.count == 0 and self.files.missing_count:
+                # every listed path missing: a wrong src, not a pass with nothing to do
+                self.close()
+                raise FerryError("none of the %d listed path(s) exists under src %s (the first: %s): is src the "
+                                 "data mount the list is relative to?" % (
+                                     self.files.missing_count, self.local_root, ", ".join(self.files.missing[:3])))
         return self
 
     def close(self):
