@@ -31,7 +31,8 @@ description:
     the C(_id), the server's code and reason, with the counts so far.
   - Resumable. After acknowledged batches the step's journal records the source, collection and line; a killed
     or stopped run goes on from there, and the batch that was in flight comes back as identical duplicates, so
-    the target ends up as after an uninterrupted run. A rerun with the same zips, target and options is a no-op
+    the target ends up as after an uninterrupted run. A rerun with the same zips (same path, size and modification
+    time: a skip reads none of them), target and options is a no-op
     (C(changed=false)); with O(force) it finds every document identical and changes
     nothing either.
   - Verifies afterwards (O(verify)). Each collection must hold at least as many documents as a source has. Then

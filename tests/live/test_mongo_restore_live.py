@@ -288,6 +288,10 @@ def test_a_rerun_after_the_zips_were_cleaned_up_is_a_skip_but_a_zip_never_restor
         servers, target, small_zip, tmp_path):
     params = restore_params(servers, small_zip, fresh("rst"), tmp_path / "state")
     assert mongo_restore.run(dict(params), False)["inserted"] == 50
+    assert mongo_restore.run(dict(params), False)["decision"] == "skip"
+    os.utime(small_zip, ns=(1, 1))  # another zip at that path (by its size and time): restored again, all identical
+    again = mongo_restore.run(dict(params), False)
+    assert again["decision"] == "run" and again["identical"] == 50 and again["changed"] is False
     os.unlink(small_zip)  # the role's cleanup removes the work zips once the migration is done
     again = mongo_restore.run(dict(params), False)
     assert again["decision"] == "skip" and again["changed"] is False

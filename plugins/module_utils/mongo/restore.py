@@ -27,6 +27,7 @@ __metaclass__ = type
 
 import hashlib
 import json
+import os
 import time
 import zipfile
 import zlib
@@ -36,7 +37,6 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
     check_paths,
     check_ranges,
-    file_sha256,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import COMPLETE, SKIP, Journal, attempt_step
 from ansible_collections.ferry.migrate.plugins.module_utils.mongo import backupzip, connection, extjson, original
@@ -439,10 +439,11 @@ def counts_text(counts):
 
 # -- the whole restore -----------------------------------------------------------------------------------------
 def fingerprint_inputs(params, profile, paths, restored=None):
-    """What the step's fingerprint covers: the zips' content, the target and what is done to the documents.
-    ``restored``: {path: sha256} of the zips a complete earlier run restored (see :func:`restored_zips`)."""
+    """What the step's fingerprint covers: the zips (path, size, modification time: a rerun that skips must not
+    read gigabytes to find out; the preflight checks their content), the target and what is done to the documents.
+    ``restored``: {path: identity} of the zips a complete earlier run restored (see :func:`restored_zips`)."""
     return {
-        "zips": [_zip_sha256(path, restored or {}) for path in paths],
+        "zips": [_zip_identity(path, restored or {}) for path in paths],
         "target": connection.server_identity(params),
         "database": params.get("database"),
         "profile": profile.sha256,
@@ -453,15 +454,16 @@ def fingerprint_inputs(params, profile, paths, restored=None):
     }
 
 
-def _zip_sha256(path, restored):
+def _zip_identity(path, restored):
     try:
-        return file_sha256(path)
+        info = os.stat(path)
     except FileNotFoundError:
         if path in restored:  # restored completely, then cleaned up: the rerun is a skip, not an error
             return restored[path]
         raise FerryError("src %s does not exist" % path)
     except OSError as exc:
         raise FerryError("src %s cannot be read: %s" % (path, exc))
+    return {"path": os.path.abspath(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 def check_rewrites(params, profile):
@@ -490,8 +492,8 @@ def run(params, check_mode, profile):
                 return job.predict(attempt.decision)
             with attempt.running(total=job.total, unit="documents") as step:
                 result = job.run(step, attempt.checkpoint)
-                result["zip_sha256"] = dict(zip(paths, inputs["zips"]))
-                step.complete(counts=job.totals(), result=result)
+                # kept in the record only: what restored_zips reads back
+                step.complete(counts=job.totals(), result=dict(result, zips=dict(zip(paths, inputs["zips"]))))
             return dict(result, decision=attempt.decision)
         finally:
             client.close()
@@ -501,13 +503,13 @@ def run(params, check_mode, profile):
 
 
 def restored_zips(params):
-    """{path: sha256} of the zips the step's last run restored, when it completed: a rerun after the work zips
+    """{path: identity} of the zips the step's last run restored, when it completed: a rerun after the work zips
     were cleaned up finds its step complete rather than failing on the missing files."""
     step = Journal(params["state_dir"], create=False).step(params.get("step") or "mongo_restore")
     record = step.record() or {}
     if record.get("status") != COMPLETE:
         return {}
-    return (record.get("result") or {}).get("zip_sha256") or {}
+    return (record.get("result") or {}).get("zips") or {}
 
 
 def skipped(attempt, paths):
