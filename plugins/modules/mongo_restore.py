@@ -35,7 +35,8 @@ description:
     time: a skip reads none of them), target and options is a no-op
     (C(changed=false)); with O(force) it finds every document identical and changes
     nothing either.
-  - Verifies afterwards (O(verify)). Each collection must hold at least as many documents as a source has. Then
+  - Verifies afterwards (O(verify)). Every document read must have been acknowledged by the server (inserted, or
+    reported as a duplicate of one it holds). Then
     the manifest's sample of C(_id) and sha256 pairs (for an original zip, every n-th document, 1000 per
     collection), or with C(full) every document, is compared with the target. Differences explained by
     conflicting duplicates (kept under C(skip), replaced by a later source) are reported, not an error.
