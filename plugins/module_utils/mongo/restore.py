@@ -18,7 +18,8 @@ Order of work, each part bounded in memory:
    error fails naming the collection, the ``_id``, the code and the server's reason. After acknowledged
    batches the journal's checkpoint records ``{source, member, line}`` and the counts: a killed run resumes
    there, and the documents of the batch in flight come back as identical duplicates.
-4. Verify: every document read acknowledged by the server, then the manifest's sample of ``(_id, sha256)`` (``sample``) or every document (``full``).
+4. Verify: every document read acknowledged by the server, then the manifest's sample of ``(_id, sha256)``
+   (``sample``) or every document (``full``).
 """
 
 from __future__ import absolute_import, division, print_function
