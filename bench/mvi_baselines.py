@@ -12,8 +12,7 @@
   for the original's ``insert``, which pymongo 4 removed.
 - ``insert_one``: every document of the same zip with ``insert_one``, duplicates skipped.
 - ``find``: ``for d in coll.find(): pass`` over every collection of the database, writing nothing.
-- ``write_original_zip``: a server-scope backup in the original's format (backupMviDb.py): one member per
-  collection named exactly after it, holding one JSON array written with plain ``json.dumps``, deflated.
+The original-format zip the restores read is written by tests/support/mvi_original.py (the one writer of it).
 
 Run as a process, as the original runs: ``python mvi_baselines.py ARGS.json`` where ARGS.json holds
 ``{"mode": "original"|"insert_one"|"find", "uri": ..., "database": ..., "src": <zip>}``; prints a JSON summary.
@@ -22,9 +21,7 @@ The URI (with its password) comes in a file, never on the command line.
 
 import json
 import logging
-import os
 import sys
-import tempfile
 import zipfile
 
 # The original's collection list (MongoAccessor.collections): the only members it restores.
@@ -146,24 +143,6 @@ def find_all(database):
         for _doc in database[name].find():
             seen += 1
     return seen
-
-
-def write_original_zip(path, collections):
-    """A zip in the original's server-scope format. ``collections``: (name, iterable of JSON-typed documents)
-    pairs, in order. Each member goes through a temporary file first, as the original's did."""
-    with zipfile.ZipFile(path + ".partial", "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, documents in collections:
-            with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)), delete=False) as out:
-                out.write("[")
-                for index, doc in enumerate(documents):
-                    out.write("," + json.dumps(doc) if index else json.dumps(doc))
-                out.write("]")
-            try:
-                archive.write(out.name, name)
-            finally:
-                os.unlink(out.name)
-    os.replace(path + ".partial", path)
-    return path
 
 
 def main(args_path):

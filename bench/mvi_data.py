@@ -18,6 +18,9 @@ import uuid
 from common import BENCH_DIR, ROOT, collection_env, timed
 import mvi_baselines
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
+import mvi_original  # noqa: E402  pylint: disable=wrong-import-position  (the one writer of the original's zips)
+
 DOCUMENTS = int(os.environ.get("FERRY_BENCH_MVI_DOCS", "100000"))
 MODULES = os.path.join(ROOT, "plugins", "modules")
 SERVERS = os.path.join(os.environ.get("FERRY_RUN_DIR", os.path.join(ROOT, ".run")), "servers", "servers.json")
@@ -190,7 +193,7 @@ def prepared():
     made = json.loads(subprocess.run([sys.executable, os.path.abspath(__file__), path], check=True,
                                      stdout=subprocess.PIPE).stdout)
     # batches of 1000: the bench process stays small (a timed child's peak RSS counts its parent's at the fork)
-    original = mvi_baselines.write_original_zip(
+    original = mvi_original.write_zip(
         os.path.join(BENCH_DIR, "mvi-original.zip"),
         [(name, source[database][name].find(batch_size=1000)) for name in SHAPES])
     _CACHE.update(env=env, source=source, source_db=database, counts=made["counts"], present=made["present"],

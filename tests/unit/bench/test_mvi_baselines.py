@@ -14,6 +14,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))), "bench"))
 import mvi_baselines  # noqa: E402  pylint: disable=wrong-import-position
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "support"))
+import mvi_original  # noqa: E402  pylint: disable=wrong-import-position
+
 
 class FakeCollection:
     """insert_many is ordered (stops at the first duplicate, what it inserted stays); insert_one raises
@@ -125,7 +129,7 @@ def test_zip_members_in_namelist_order_foreign_and_empty_skipped(tmp_path):
     path = str(tmp_path / "dbBkup.zip")
     data = [("DataSetFileLabels", docs(3, "l")), ("Foo", docs(2, "f")), ("DataSets", []),
             ("DataSetFiles", docs(1001, "d"))]
-    mvi_baselines.write_original_zip(path, data)
+    mvi_original.write_zip(path, data)
     database = collections.defaultdict(FakeCollection)
     counts = mvi_baselines.restore_original(path, database)
     assert list(database) == ["DataSetFileLabels", "DataSetFiles"]  # Foo skipped, the empty DataSets never touched
@@ -137,7 +141,7 @@ def test_original_zip_format(tmp_path):
     path = str(tmp_path / "dbBkup.zip")
     data = [("DataSetFiles", [{"_id": "a", "s": "caf\u00e9\n/\"", "n": None, "f": 1.5}, {"_id": "b"}]),
             ("DataSets", iter([]))]
-    mvi_baselines.write_original_zip(path, data)
+    mvi_original.write_zip(path, data)
     assert not os.path.exists(path + ".partial") and sorted(os.listdir(str(tmp_path))) == ["dbBkup.zip"]
     with zipfile.ZipFile(path) as archive:
         assert archive.namelist() == ["DataSetFiles", "DataSets"]
@@ -149,7 +153,7 @@ def test_original_zip_format(tmp_path):
 
 def test_insert_one_baseline_never_bulks(tmp_path):
     path = str(tmp_path / "dbBkup.zip")
-    mvi_baselines.write_original_zip(path, [("DataSetFiles", docs(1200))])
+    mvi_original.write_zip(path, [("DataSetFiles", docs(1200))])
     database = collections.defaultdict(FakeCollection)
     database["DataSetFiles"] = FakeCollection(existing=["d00005"])
     counts = mvi_baselines.restore_insert_one(path, database)
