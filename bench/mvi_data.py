@@ -19,7 +19,8 @@ from common import BENCH_DIR, ROOT, collection_env, timed
 import mvi_baselines
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
-import mvi_original  # noqa: E402  pylint: disable=wrong-import-position  (the one writer of the original's zips)
+# the one writer of the original tool's zips
+import mvi_original  # noqa: E402  pylint: disable=wrong-import-position
 
 DOCUMENTS = int(os.environ.get("FERRY_BENCH_MVI_DOCS", "100000"))
 MODULES = os.path.join(ROOT, "plugins", "modules")

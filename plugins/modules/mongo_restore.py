@@ -32,7 +32,7 @@ description:
   - Resumable. After acknowledged batches the step's journal records the source, collection and line; a killed
     or stopped run goes on from there, and the batch that was in flight comes back as identical duplicates, so
     the target ends up as after an uninterrupted run. A rerun with the same zips (same path, size and modification
-    time: a skip reads none of them), target and options is a no-op
+    time; a skip reads none of them), target and options is a no-op
     (C(changed=false)); with O(force) it finds every document identical and changes
     nothing either.
   - Verifies afterwards (O(verify)). Every document read must have been acknowledged by the server (inserted, or

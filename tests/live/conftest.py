@@ -15,7 +15,8 @@ import pymongo
 import pymysql
 import pytest
 
-from tests.unit.conftest import closed_port  # noqa: F401  pylint: disable=unused-import  (the one fixture)
+# the one closed_port fixture, shared with the unit tests
+from tests.unit.conftest import closed_port  # noqa: F401  pylint: disable=unused-import
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "test-servers"
