@@ -36,12 +36,16 @@ A job's contract:
   Ansible module payload that a spawned interpreter could not import again; see ``pytest.ini`` for the
   warning that fork in a threaded test process gives): the job and its results are pickled, and only the
   parent writes the done-log, the report and the journal.
+
+:func:`run_ordered` is the pool for a caller that wants results in the order of its items while it feeds the pool
+as it goes (the host scan's hashing: an item without work passes straight through, in its turn).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import json
 import multiprocessing
 import os
@@ -284,6 +288,42 @@ def run_pool(function, items, workers, chunksize=8):
     finally:
         pool.terminate()
         pool.join()
+
+
+def run_ordered(function, items, workers, ahead=None):
+    """``(item, function(work))`` for each ``(item, work)`` of ``items``, in their order, ``function`` run on
+    ``workers`` forked processes (inline with one); ``work`` None: ``(item, None)``, without a trip to the pool,
+    and no pool at all while no item has work (a rescan that finds everything cached).
+
+    Pipelined: ``items`` is read on while the workers run, at most ``ahead`` items (by default 4 per worker)
+    waiting for their turn, so memory stays bounded.
+    """
+    if workers <= 1:
+        for item, work in items:
+            yield item, None if work is None else function(work)
+        return
+    ahead = ahead or 4 * workers
+    pool = None
+    waiting = collections.deque()
+    try:
+        for item, work in items:
+            if work is not None and pool is None:
+                pool = multiprocessing.get_context("fork").Pool(workers)
+            waiting.append((item, None if work is None else pool.apply_async(function, (work,))))
+            while waiting and (len(waiting) > ahead or waiting[0][1] is None or waiting[0][1].ready()):
+                item, result = waiting.popleft()
+                yield item, None if result is None else result.get()
+        while waiting:
+            item, result = waiting.popleft()
+            yield item, None if result is None else result.get()
+        if pool is not None:
+            pool.close()
+            pool.join()
+            pool = None
+    finally:
+        if pool is not None:  # an error or a stop: the workers' work is not wanted any more
+            pool.terminate()
+            pool.join()
 
 
 def run_tree(job, pending, totals, log, group_size=16, workers=1, log_done=True, step=None, stop_check=None):

@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: ferry.migrate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""host_scan: a machine's report (``report.jsonl.gz``): system, install profile, packages, files.
+
+The step always runs (a host changes between two scans with the same options); what makes a rescan cheap is the
+stat cache (``scan/walk.py``): an unchanged file is not read again. The report is written staged and replaces
+``dest`` only when its content differs from the report there (the summary's ``content_sha256``: header without
+its time, every package and file line): a rescan of an unchanged host reports ``changed: false`` and leaves
+``dest`` as it was (same file, same sha256, so an upload of it has nothing to send). Check mode walks and hashes
+the same way, writes neither the report nor the cache, and predicts ``changed`` by the same comparison.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import itertools
+import os
+
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
+    FerryError,
+    check_dest_file,
+    check_paths,
+    check_ranges,
+    file_sha256,
+    readable,
+)
+from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import RUN, SKIP, attempt_step
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import default_workers
+from ansible_collections.ferry.migrate.plugins.module_utils.scan import packages as packages_module
+from ansible_collections.ferry.migrate.plugins.module_utils.scan import system as system_module
+from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import ReportWriter, name_of, read_report
+from ansible_collections.ferry.migrate.plugins.module_utils.scan.walk import SKIPPED, Excludes, Walk, relative_name
+
+STEP = "host_scan"
+RANGES = {"hash_workers": (1, 64)}
+DEFAULT_EXCLUDES = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/var/cache", "/var/run", "/var/lock",
+                    "/var/lib/dpkg", "/var/lib/apt/lists", "/var/lib/rpm", "/lost+found", "/media", "/mnt")
+TYPE_COUNTS = {"file": "files", "dir": "dirs", "symlink": "symlinks"}
+
+
+def check_options(params):
+    check_paths(params, ["root", "dest", "roots", "excludes", "state_dir"])
+    check_ranges(params, RANGES)
+    if not os.path.isdir(params["root"]):
+        raise FerryError("root, %s, is not a directory" % params["root"])
+    check_dest_file(params["dest"], "report")
+    for name in params["roots"] or ["/"]:
+        relative_name(name)
+        if not os.path.lexists(os.path.join(params["root"], os.fsdecode(relative_name(name)))):
+            raise FerryError("roots: %s does not exist in root %s" % (name, params["root"]))
+
+
+def excludes(params):
+    """The exclude patterns of a scan: the user's, the defaults, and what the scan itself writes inside root (the
+    state directory; the directory of dest, or dest and its temporary names when that is root)."""
+    patterns = list(params["excludes"] or [])
+    if params["default_excludes"]:
+        patterns.extend(DEFAULT_EXCLUDES)
+        root = os.path.realpath(params["root"])
+        state = _inside(root, os.path.realpath(params["state_dir"]))
+        if state:
+            patterns.append(state)
+        directory = os.path.realpath(os.path.dirname(os.path.abspath(params["dest"])))
+        dest = _inside(root, os.path.join(directory, os.path.basename(params["dest"])))
+        if dest:  # its directory changes with every report written there: a rescan would never be the same
+            patterns.append(_inside(root, directory) or dest)
+            if directory == root:
+                patterns.append("/." + os.path.basename(dest) + ".*")
+    return patterns
+
+
+def _inside(root, path):
+    """``path`` as ``/relative`` to ``root`` when it is inside it (not root itself), else None."""
+    if path != root and path.startswith(root.rstrip("/") + "/"):
+        return "/" + os.path.relpath(path, root)
+    return None
+
+
+def run(params, check_mode):
+    check_options(params)
+    params = dict(params, root=os.path.abspath(params["root"]), dest=os.path.abspath(params["dest"]),
+                  roots=list(params["roots"] or ["/"]), hash_workers=params["hash_workers"] or default_workers())
+    patterns = excludes(params)
+    excluded = Excludes(patterns)  # refused before anything is recorded
+    inputs = {"root": params["root"], "dest": params["dest"], "roots": params["roots"], "excludes": patterns,
+              "packages": params["packages"], "one_file_system": params["one_file_system"]}
+    attempt = attempt_step(params, STEP, inputs, check_mode)
+    if attempt.decision == SKIP:
+        attempt.decision = RUN  # the same options, another day: the host may have changed
+    previous = previous_content(params["dest"])
+    cache = attempt.step.beside(".statcache")
+    cache_in = None if params["force"] else cache  # force: every file read again
+    if check_mode:
+        return scan(params, excluded, None, cache_in, None, attempt.step, previous)
+    os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
+    with attempt.running(unit="files") as step:
+        result = scan(params, excluded, params["dest"], cache_in, cache, step, previous)
+        step.complete(counts=_flat(result["counts"]), result={
+            "report": result["report"], "sha256": result["sha256"], "changed": result["changed"]})
+    return result
+
+
+def previous_content(dest):
+    """The content digest of the report at ``dest`` (None: none there, or not a complete report)."""
+    if not os.path.isfile(dest):
+        return None
+    try:
+        return (read_report(dest).summary or {}).get("content_sha256")
+    except (FerryError, OSError):
+        return None
+
+
+def scan(params, excluded, dest, cache_in, cache_out, step, previous):
+    """Write the report (``dest`` None: only its digest) and return the module's result."""
+    root = params["root"]
+    counts = {"packages": 0, "files": 0, "dirs": 0, "symlinks": 0, "modified": 0, "deleted": 0, "bytes": 0,
+              "hashed": 0, "cached": 0, "skipped": dict((kind, 0) for kind in SKIPPED)}
+    system = system_module.system_info(root)
+    writer = ReportWriter(dest, unless_content=previous)
+    with writer:
+        writer.header({"created": _now(), "root": root, "system": system,
+                       "install_profile": system_module.install_profile(root),
+                       "options": {"roots": params["roots"], "excludes": excluded.patterns}})
+        owned = frozenset()
+        if params["packages"]:
+            owned = write_packages(writer, root, excluded, params["hash_workers"], counts)
+        walk = Walk(root, params["roots"], excluded, params["one_file_system"], owned,
+                    system_module.read_passwd(root).by_id, system_module.read_group(root).by_id,
+                    cache_in=cache_in, cache_out=cache_out, hash_workers=params["hash_workers"])
+        for batch in walk.batches():
+            writer.file_lines(batch.lines, batch.records)
+            done = writer.records - counts["packages"]
+            step.check_stop("%d file record(s)" % done)
+            if dest is not None:
+                step.progress(done)
+        _add_walk(counts, walk.counts)
+        sha256 = writer.close(counts)
+    changed = writer.content_sha256 != previous
+    if not changed:
+        sha256 = file_sha256(params["dest"])  # the report there stays: same content
+    elif dest is None:
+        sha256 = None  # check mode: a new report's digest depends on the time it is written
+    return {"changed": changed, "report": params["dest"], "sha256": sha256, "content_sha256": writer.content_sha256,
+            "counts": counts, "system": system, "warnings": [readable(text) for text in walk.warnings]}
+
+
+def write_packages(writer, root, excluded, workers, counts):
+    """The package lines, then the modified and deleted package files (``scan/packages.py`` finds them; the
+    excludes apply to them too); returns the paths the packages own, which the walk leaves out."""
+    for package in itertools.chain(packages_module.dpkg_packages(root), packages_module.rpm_packages(root)):
+        writer.package(package)
+        counts["packages"] += 1
+    found = {}
+    for record in packages_module.package_file_changes(root, workers=workers, counts=found):
+        if not excluded.covers(name_of(record)):
+            writer.file(record)
+            _count_change(counts, record)
+    counts["skipped"]["unreadable"] += found.get("unreadable", 0)
+    return packages_module.package_paths(root)
+
+
+def _count_change(counts, record):
+    change = record.get("change")
+    if change == "deleted":
+        counts["deleted"] += 1
+        return
+    counts["modified"] += 1
+    kind = TYPE_COUNTS.get(record.get("type"))
+    if kind:
+        counts[kind] += 1
+    if record.get("type") == "file":
+        counts["bytes"] += record.get("size") or 0
+
+
+def _add_walk(counts, walked):
+    for key, value in walked.items():
+        if key == "skipped":
+            for kind, number in value.items():
+                counts["skipped"][kind] += number
+        else:
+            counts[key] += value
+
+
+def _flat(counts):
+    flat = dict((key, value) for key, value in counts.items() if key != "skipped")
+    flat.update(("skipped_" + key, value) for key, value in counts["skipped"].items())
+    return flat
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

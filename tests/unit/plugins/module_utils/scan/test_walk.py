@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The scan's walk: names as bytes, what is never a record, excludes, hard links, sparse files, owners, the stat
+cache (a hit is not read again), parallel hashing in walk order, bounded batches and memory. Runs as root
+(devices, owners)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import time
+import tracemalloc
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.ferry.migrate.plugins.module_utils.core import tree as tree_module
+from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
+from ansible_collections.ferry.migrate.plugins.module_utils.scan import walk as walk_module
+from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import ReportWriter, name_of, read_report
+from ansible_collections.ferry.migrate.plugins.module_utils.scan.walk import (
+    Excludes,
+    StatCache,
+    Walk,
+    cache_row,
+    scan_roots,
+    walk_key,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="devices and owners need root")
+
+
+def make(root, relative, content=b"", mode=0o644):
+    path = os.path.join(os.fsencode(str(root)), relative)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(content)
+    os.chmod(path, mode)
+    return path
+
+
+def records(walk):
+    """The walk's file records, parsed, in order."""
+    found = []
+    for batch in walk.batches():
+        parsed = [json.loads(line) for line in batch.lines if line]
+        assert len(parsed) == batch.records
+        found.extend(parsed)
+    return found
+
+
+def by_path(found):
+    return dict((name_of(record), record) for record in found)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "root"
+    base = os.fsencode(str(root))
+    make(root, b"etc/app.conf", b"conf\n")
+    make(root, b"names/new\nline", b"nl")
+    make(root, b"names/latin-\xe9", b"l1")
+    make(root, b"bin/suid", b"x", 0o4755)
+    make(root, b"bin/sgid-sticky", b"y", 0o3775)
+    make(root, b"hard/a", b"same inode\n")
+    os.link(os.path.join(base, b"hard/a"), os.path.join(base, b"hard/b"))
+    os.link(os.path.join(base, b"hard/a"), os.path.join(base, b"names/c"))
+    os.makedirs(os.path.join(base, b"links"))
+    os.symlink(b"../etc/app.conf", os.path.join(base, b"links/rel"))
+    os.symlink(b"/etc/passwd", os.path.join(base, b"links/abs"))
+    os.symlink(b"../nowhere/\xff", os.path.join(base, b"links/dangling"))
+    with open(os.path.join(base, b"sparse.img"), "wb") as handle:
+        handle.seek(3 << 20)
+        handle.write(b"end")
+    os.makedirs(os.path.join(base, b"special"))
+    os.mkfifo(os.path.join(base, b"special/fifo"))
+    os.mknod(os.path.join(base, b"special/null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(os.path.join(base, b"special/loop"), 0o660 | stat.S_IFBLK, os.makedev(7, 0))
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(os.path.join(base, b"special/sock"))
+    server.close()
+    make(root, b"owned/pkgfile", b"from a package")
+    make(root, b"owned/local", b"mine")
+    os.chown(os.path.join(base, b"etc/app.conf"), 1001, 1500)
+    os.chown(os.path.join(base, b"owned/local"), 4242, 4343)
+    return root
+
+
+def test_every_kind_of_entry_is_recorded_as_it_is(tree, tmp_path):
+    walk = Walk(str(tree), users={0: "root", 1001: "alice"}, groups={0: "root", 1500: "devs"},
+                owned={b"owned", b"owned/pkgfile"})
+    found = by_path(records(walk))
+    content = {b"etc/app.conf": b"conf\n", b"names/new\nline": b"nl", b"names/latin-\xe9": b"l1",
+               b"bin/suid": b"x", b"hard/a": b"same inode\n", b"owned/local": b"mine"}
+    for path, data in content.items():
+        assert found[path]["sha256"] == hashlib.sha256(data).hexdigest(), path
+        assert found[path]["type"] == "file" and found[path]["size"] == len(data)
+        assert found[path]["change"] == "added" and found[path]["package"] is None
+    assert "path_b64" in json.dumps(found[b"names/latin-\xe9"]) and found[b"names/new\nline"]["path"].count("\n")
+    assert found[b"bin/suid"]["mode"] == 0o4755 and found[b"bin/sgid-sticky"]["mode"] == 0o3775
+    assert (found[b"etc/app.conf"]["uid"], found[b"etc/app.conf"]["owner"], found[b"etc/app.conf"]["group"]) == (
+        1001, "alice", "devs")
+    assert (found[b"owned/local"]["owner"], found[b"owned/local"]["group"]) == (None, None)
+    assert found[b"owned/local"]["uid"] == 4242
+    targets = dict((path, name_of(found[path], "target")) for path in found if found[path]["type"] == "symlink")
+    assert targets == {b"links/rel": b"../etc/app.conf", b"links/abs": b"/etc/passwd",
+                       b"links/dangling": b"../nowhere/\xff"}
+    assert found[b"sparse.img"]["sparse"] is True and found[b"sparse.img"]["size"] == (3 << 20) + 3
+    assert "sparse" not in found[b"etc/app.conf"]
+    assert found[b"links"]["type"] == "dir" and found[b"special"]["type"] == "dir"
+    # devices, FIFOs, sockets: never records, only counted; package files left out, their directory entered
+    assert not [path for path in found if path.startswith(b"special/")]
+    assert b"owned" not in found and b"owned/pkgfile" not in found
+    assert walk.counts["skipped"] == {"fifo": 1, "socket": 1, "char": 1, "block": 1, "unreadable": 0}
+    assert walk.counts["files"] == sum(1 for r in found.values() if r["type"] == "file") == 10
+    assert walk.counts["symlinks"] == 3 and walk.counts["dirs"] == 6  # bin etc hard links names special
+
+
+def test_hard_links_share_a_group_and_only_the_first_path_is_read(tree, monkeypatch):
+    read = []
+    real = walk_module._sha256
+    monkeypatch.setattr(walk_module, "_sha256", lambda path: read.append(path) or real(path))
+    found = records(Walk(str(tree)))
+    group = [r for r in found if "link_group" in r]
+    assert [name_of(r) for r in group] == [b"hard/a", b"hard/b", b"names/c"]  # walk order: hard/ before names/
+    assert len(set(r["link_group"] for r in group)) == 1 and len(set(r["sha256"] for r in group)) == 1
+    assert sum(1 for path in read if b"hard/" in path or path.endswith(b"names/c")) == 1
+
+
+def test_the_walk_order_is_a_directory_listing_at_a_time_depth_first(tree):
+    paths = [name_of(r) for r in records(Walk(str(tree)))]
+    keys = [walk_key(path) for path in paths]
+    assert keys == sorted(keys)
+    assert paths.index(b"etc") < paths.index(b"etc/app.conf") and paths[:2] == [b"bin", b"etc"]
+
+
+def test_excludes_take_subtrees_and_final_star_prefixes(tree):
+    found = by_path(records(Walk(str(tree), excludes=["/names", "/links/d*", "/special/", "/bin/*"])))
+    assert not [p for p in found if p.startswith((b"names", b"special"))]
+    assert b"links/dangling" not in found and b"links/rel" in found and b"links/abs" in found
+    assert b"bin" in found and not [p for p in found if p.startswith(b"bin/")]
+    excludes = Excludes(["/var/log/journal*", "/srv/data"])
+    assert excludes.matches(b"var/log/journal.old") and excludes.matches(b"srv/data")
+    assert not excludes.matches(b"var/log/jour") and not excludes.matches(b"srv/data2")
+    assert excludes.covers(b"srv/data/x/y") and not excludes.covers(b"srv/datax/y")
+    with pytest.raises(FerryError, match="whole root"):
+        Excludes(["/"])
+    with pytest.raises(FerryError, match="without '..'"):
+        Excludes(["/var/../etc"])
+
+
+def test_a_literal_star_or_bracket_in_an_exclude_selects_nothing_else(tmp_path):
+    make(tmp_path, b"a[1]/x", b"1")
+    make(tmp_path, b"a1/x", b"2")
+    found = by_path(records(Walk(str(tmp_path), excludes=["/a[1]"])))
+    assert b"a1/x" in found and b"a[1]/x" not in found
+
+
+def test_roots_walk_only_there_and_nested_roots_add_nothing(tree):
+    assert scan_roots(["/names/", "/", "/etc"]) == [b""]
+    assert scan_roots(["/names", "/etc", "/names/x"]) == [b"etc", b"names"]
+    found = by_path(records(Walk(str(tree), roots=["/names", "/etc/app.conf"])))
+    assert sorted(found) == [b"etc/app.conf", b"names", b"names/c", b"names/latin-\xe9", b"names/new\nline"]
+    with pytest.raises(FerryError, match="roots: .*missing cannot be scanned"):
+        records(Walk(str(tree), roots=["/missing"]))
+
+
+def test_an_unchanged_file_is_not_read_again(tree, tmp_path, monkeypatch):
+    cache = str(tmp_path / "scan.statcache")
+    first = Walk(str(tree), cache_in=cache, cache_out=cache)
+    before = records(first)
+    assert first.counts["hashed"] == 9 and first.counts["cached"] == 0 and os.path.exists(cache)
+    read = []
+    real = walk_module._sha256
+    monkeypatch.setattr(walk_module, "_sha256", lambda path: read.append(path) or real(path))
+    second = Walk(str(tree), cache_in=cache, cache_out=cache)
+    assert records(second) == before
+    assert read == [] and second.counts["hashed"] == 0 and second.counts["cached"] == 9
+    make(tree, b"etc/app.conf", b"changed\n")  # size, mtime and ctime change: read again
+    third = Walk(str(tree), cache_in=cache, cache_out=cache)
+    found = by_path(records(third))
+    assert read == [os.path.join(os.fsencode(str(tree)), b"etc/app.conf")]
+    assert found[b"etc/app.conf"]["sha256"] == hashlib.sha256(b"changed\n").hexdigest()
+
+
+def test_a_cache_hit_is_believed_without_reading_the_file(tree, tmp_path):
+    """The cache says what a file with this path, size, mtime, ctime and inode holds: the content is not read."""
+    path = os.path.join(os.fsencode(str(tree)), b"etc/app.conf")
+    info = os.lstat(path)
+    cache = tmp_path / "forged.statcache"
+    cache.write_bytes(walk_module._CACHE_MAGIC + cache_row(
+        0, b"etc/app.conf", info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, "ee" * 32))
+    walk = Walk(str(tree), cache_in=str(cache))
+    assert by_path(records(walk))[b"etc/app.conf"]["sha256"] == "ee" * 32
+    assert walk.counts["cached"] == 1
+    cache.write_bytes(walk_module._CACHE_MAGIC + cache_row(
+        0, b"etc/app.conf", info.st_size, info.st_mtime_ns, info.st_ctime_ns + 1, info.st_ino, "ee" * 32))
+    assert by_path(records(Walk(str(tree), cache_in=str(cache))))[b"etc/app.conf"]["sha256"] == hashlib.sha256(
+        b"conf\n").hexdigest()
+
+
+def test_a_damaged_cache_is_an_empty_one_and_a_walk_not_finished_keeps_the_old(tree, tmp_path):
+    cache = tmp_path / "c"
+    cache.write_bytes(b"garbage")
+    walk = Walk(str(tree), cache_in=str(cache), cache_out=str(cache))
+    batches = walk.batches()
+    next(batches)
+    batches.close()  # stopped (the STOP file, an error): the cache stays as it was, no temporary file left
+    assert cache.read_bytes() == b"garbage" and sorted(os.listdir(str(tmp_path))) == ["c", "root"]
+    records(Walk(str(tree), cache_in=str(cache), cache_out=str(cache)))
+    truncated = cache.read_bytes()[:-10]
+    cache.write_bytes(truncated)
+    walk = Walk(str(tree), cache_in=str(cache))
+    records(walk)
+    assert walk.counts["cached"] == 8 and walk.counts["hashed"] == 1
+
+
+def test_several_roots_are_cached_each(tree, tmp_path):
+    cache = str(tmp_path / "c")
+    roots = ["/names", "/bin", "/etc"]
+    records(Walk(str(tree), roots=roots, cache_in=cache, cache_out=cache))
+    walk = Walk(str(tree), roots=roots, cache_in=cache, cache_out=cache)
+    records(walk)
+    assert walk.counts["hashed"] == 0 and walk.counts["cached"] == walk.counts["files"] == 6
+
+
+def test_the_cache_merge_join_skips_rows_of_files_gone_and_misses_new_ones(tmp_path):
+    rows = [(0, name, (1, 2, 3, 4), "%064x" % n) for n, name in enumerate([b"a", b"c", b"d/x", b"d/y"])]
+    cache = StatCache(None)
+    cache.rows = iter(rows)
+    cache._advance()
+    assert cache.lookup(0, b"b", (1, 2, 3, 4)) is None
+    assert cache.lookup(0, b"c", (1, 2, 3, 4)) == "%064x" % 1
+    assert cache.lookup(0, b"d/y", (1, 2, 3, 4)) == "%064x" % 3  # the rows here stand for the stored bytes
+    assert cache.lookup(1, b"a", (1, 2, 3, 4)) is None and cache.current is None
+
+
+def test_hashing_on_workers_gives_the_same_lines_in_walk_order(tmp_path):
+    for n in range(300):
+        make(tmp_path, b"d%d/f%03d" % (n % 7, n), os.urandom(n * 50))
+    one = records(Walk(str(tmp_path), hash_workers=1, batch_files=16))
+    several = records(Walk(str(tmp_path), hash_workers=3, batch_files=16, batch_bytes=4096))
+    assert one == several and len(one) == 307
+
+
+def test_batches_are_bounded_by_files_and_by_bytes(tmp_path):
+    for n in range(50):
+        make(tmp_path, b"f%02d" % n, b"x" * 1000)
+    make(tmp_path, b"big", b"y" * 100000)
+    walk = Walk(str(tmp_path), batch_files=8, batch_bytes=20000)
+    sizes = [(len(batch.lines), batch.bytes) for batch in walk.batches()]
+    assert max(lines for lines, _bytes in sizes) <= 8
+    assert sizes[0] == (1, 100000)  # a file as big as a batch ends it alone ("big" sorts first)
+    assert all(size <= 20000 for _lines, size in sizes[1:])
+
+
+def test_an_unreadable_file_is_counted_and_named_not_fatal(tree, monkeypatch):
+    real = walk_module._sha256
+
+    def failing(path):
+        if path.endswith(b"etc/app.conf"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(walk_module, "_sha256", failing)
+    walk = Walk(str(tree))
+    found = by_path(records(walk))
+    assert b"etc/app.conf" not in found and b"bin/suid" in found
+    assert walk.counts["skipped"]["unreadable"] == 1 and walk.counts["files"] == 10
+    assert walk.warnings == ["%s/etc/app.conf: Permission denied" % tree]
+
+
+def test_a_file_that_became_a_fifo_is_not_read(tmp_path):
+    path = make(tmp_path, b"was-a-file")
+    os.unlink(path)
+    os.mkfifo(path)
+    assert walk_module.hash_files([path]) == [(None, "%s: no longer a regular file" % os.fsdecode(path))]
+
+
+def test_200k_cache_rows_and_report_lines_in_bounded_memory(tmp_path):
+    cache = tmp_path / "c"
+    with open(str(cache), "wb") as handle:
+        handle.write(walk_module._CACHE_MAGIC)
+        for start in range(0, 200000, 10000):
+            handle.write(b"".join(cache_row(0, b"dir%03d/file%06d" % (n // 1000, n), n, n, n, n, "ab" * 32)
+                                  for n in range(start, start + 10000)))
+    tracemalloc.start()
+    try:
+        reader = StatCache(str(cache))
+        hits = sum(1 for n in range(200000) if walk_module.row_sha256(
+            reader.lookup(0, b"dir%03d/file%06d" % (n // 1000, n), (n, n, n, n))) == "ab" * 32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert hits == 200000 and cache.stat().st_size > 16 << 20 and peak < 4 << 20, peak
+
+
+NAME = st.binary(min_size=1, max_size=20).filter(
+    lambda raw: b"/" not in raw and b"\0" not in raw and raw not in (b".", b".."))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sets(NAME, min_size=1, max_size=12))
+def test_any_names_are_found_and_written_back_as_bytes(tmp_path, names):
+    top = tmp_path / os.urandom(6).hex()
+    for name in names:
+        make(top, b"sub/" + name, name)
+    walk = Walk(str(top))
+    report = str(top) + ".gz"
+    with ReportWriter(report) as writer:
+        writer.header({})
+        for batch in walk.batches():
+            writer.file_lines(batch.lines, batch.records)
+        writer.close(walk.counts)
+    found = dict((name_of(r), r["sha256"]) for r in read_report(report).files() if r["type"] == "file")
+    assert found == dict((b"sub/" + name, hashlib.sha256(name).hexdigest()) for name in names)
+
+
+def test_another_file_system_is_recorded_as_a_mount_point_and_not_entered(tmp_path):
+    make(tmp_path, b"data/mnt/under-the-mount", b"hidden")
+    make(tmp_path, b"data/local", b"here")
+    mount = os.path.join(str(tmp_path), "data", "mnt")
+    if subprocess.run(["mount", "-t", "tmpfs", "ferry-test", mount], capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        make(tmp_path, b"data/mnt/on-tmpfs", b"other fs")
+        found = by_path(records(Walk(str(tmp_path))))
+        assert found[b"data/mnt"]["type"] == "dir" and b"data/local" in found
+        assert b"data/mnt/on-tmpfs" not in found
+        assert b"data/mnt/on-tmpfs" in by_path(records(Walk(str(tmp_path), one_file_system=False)))
+        assert b"data/mnt/on-tmpfs" in by_path(records(Walk(str(tmp_path), roots=["/data/mnt"])))
+    finally:
+        subprocess.run(["umount", mount], check=True)
+
+
+def _slow_square(number):
+    time.sleep(0.01 * (number % 3))
+    return number * number
+
+
+def test_run_ordered_keeps_the_order_and_needs_no_pool_without_work(monkeypatch):
+    items = [(n, None if n % 4 == 0 else n) for n in range(40)]
+    got = list(tree_module.run_ordered(_slow_square, iter(items), 3, ahead=5))
+    assert got == [(n, None if n % 4 == 0 else n * n) for n in range(40)]
+    monkeypatch.setattr(tree_module.multiprocessing, "get_context", None)  # a pool would fail
+    assert list(tree_module.run_ordered(_slow_square, iter([(1, None), (2, None)]), 4)) == [(1, None), (2, None)]
