@@ -43,3 +43,20 @@ options:
     type: int
     default: 5
 """
+
+    # The store's further options (httpclient.store_http_argument_spec()): scan_upload, overlay_apply, scan_to_role.
+    STORE = r"""
+options:
+  ca_path:
+    description:
+      - A PEM file of the CA certificates to trust for an C(https) URL (or a directory of them prepared with
+        C(openssl rehash)), instead of the system's; for a store whose certificate a private CA signed.
+      - A certificate that cannot be verified fails at once with C(certificate verify failed), naming the URL.
+    type: path
+  bearer_token:
+    description:
+      - A token sent in the C(Authorization) header as C(Bearer <token>) instead of basic authentication. Not
+        with O(url_username). Never logged nor returned.
+      - A server that refuses the credentials (HTTP 401) fails the task at once, saying so.
+    type: str
+"""

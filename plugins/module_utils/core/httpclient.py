@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: ferry.migrate contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one HTTP client of the engine: keep-alive connections, basic auth, retries with backoff.
+"""The one HTTP client of the engine: keep-alive connections, basic or bearer auth, retries with backoff.
 
 URLs are checked before use (:func:`check_url`) and shown without their credentials
 (:func:`redact_url`): a user and password in a URL serve as basic auth and never reach a message.
@@ -9,6 +9,9 @@ URLs are checked before use (:func:`check_url`) and shown without their credenti
 Built on ``http.client`` so a managed host needs nothing beyond the standard library, and so a
 worker thread can hold one persistent connection (a fresh TCP connection per request would cost
 more than the request on loopback).
+
+Bodies and answers may be streams: :meth:`HttpClient.upload` sends an iterable of chunks (chunked, or with the
+Content-Length given), :meth:`HttpClient.open` returns the answer as a file object to read in chunks.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +21,8 @@ __metaclass__ = type
 import base64
 import http.client
 import json
+import os
+import re
 import socket
 import ssl
 import time
@@ -31,6 +36,9 @@ CONNECTION_ERRORS = (OSError, http.client.HTTPException)
 # connection in 10 s is down or the URL is wrong, whatever the answer timeout.
 CONNECT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 5
+# What a 401 means to the operator; said in the message with the server's words.
+WRONG_CREDENTIALS = "wrong url_username/url_password or bearer_token"
+NO_CREDENTIALS = "the server asks for credentials: give url_username/url_password or bearer_token"
 
 
 class HttpError(FerryError):
@@ -58,14 +66,19 @@ class HttpClient:
     """A client for one base URL. Not thread-safe: give each worker thread its own.
 
     A user and password in the URL are the basic auth credentials when ``username`` is not given;
-    ``base``, used in every message, is the URL without them.
+    ``base``, used in every message, is the URL without them. ``bearer_token`` is sent as
+    ``Authorization: Bearer`` instead (not with a user). ``ca_path``: a PEM file (or an OpenSSL hashed
+    directory) of the CAs to trust for an https URL, instead of the system's.
     """
 
-    def __init__(self, url, username=None, password=None, timeout=60.0, validate_certs=True, contact=None):
+    def __init__(self, url, username=None, password=None, timeout=60.0, validate_certs=True, contact=None,
+                 ca_path=None, bearer_token=None):
         check_url(url, "URL")
         parts = urlsplit(url)
-        if username is None and "@" in parts.netloc:
+        if username is None and bearer_token is None and "@" in parts.netloc:
             username, password = unquote(parts.username or ""), unquote(parts.password or "")
+        if username is not None and bearer_token is not None:
+            raise FerryError("url_username and bearer_token are mutually exclusive: give one of them")
         self.base = redact_url(url).rstrip("/")
         self.scheme = parts.scheme
         self.host = parts.hostname
@@ -73,28 +86,81 @@ class HttpClient:
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self._context = self._tls_context() if parts.scheme == "https" else None
         self._auth = None
         if username is not None:
             token = base64.b64encode(("%s:%s" % (username, password or "")).encode("utf-8")).decode("ascii")
             self._auth = "Basic " + token
+        elif bearer_token is not None:
+            if not bearer_token or any(char.isspace() or ord(char) < 32 for char in bearer_token):
+                raise FerryError("bearer_token is empty or holds a space or a control character")
+            self._auth = "Bearer " + bearer_token
         self.contact = contact if contact is not None else Contact()
         self._conn = None
+        self._streaming = None  # the answer open() returned, while it is being read
 
     def request(self, method, path, body=None, query=None, headers=None, ok=(200, 204)):
         """Send one request; returns (status, body bytes). A status outside ``ok`` raises HttpError."""
+        return self._call(method, path, body, query, headers, ok)[:2]
+
+    def head(self, path):
+        """The size (Content-Length, an int) of what ``path`` holds, or None when the server has nothing there
+        (404)."""
+        status, _data, answer = self._call("HEAD", path, ok=(200, 404))
+        if status == 404:
+            return None
+        length = answer.getheader("Content-Length")
+        return int(length) if length and length.isdigit() else None
+
+    def upload(self, method, path, chunks, length=None, headers=None, ok=(200, 201, 204)):
+        """Send the body ``chunks()`` makes (a callable returning an iterable of bytes, called again when a
+        kept-alive connection the server had closed must be replaced before anything was sent): with
+        Content-Length ``length`` when given, else chunked. An exception from the iterable aborts the request
+        (the connection is closed mid-body, so the server drops what it got). Returns (status, body)."""
+        send_headers = dict(headers or {})
+        if length is not None:
+            send_headers["Content-Length"] = str(length)
+        return self._call(method, path, _Body(chunks), headers=send_headers, ok=ok)[:2]
+
+    def open(self, path, ok=(200,), headers=None):
+        """GET ``path`` and return the answer as a :class:`Download` (``read(size)``, ``close()``, ``length``,
+        ``status``), read by the caller. Until it is read to its end, the connection serves nothing else; closed
+        before, the connection is dropped. A status outside ``ok`` raises HttpError."""
+        return self._call("GET", path, headers=headers, ok=ok, stream=True)[2]
+
+    def _call(self, method, path, body=None, query=None, headers=None, ok=(200, 204), stream=False):
         target = self.prefix + path + ("?" + urlencode(query, doseq=True) if query else "")
         send_headers = {"Accept": "application/json"}
         if self._auth:
             send_headers["Authorization"] = self._auth
         send_headers.update(headers or {})
+        self._forget_stream()
         try:
-            status, data = self._send(method, target, body, send_headers)
+            status, data, answer = self._send(method, target, body, send_headers, stream)
         except CONNECTION_ERRORS as exc:
             self.close()
             raise self._failure("%s %s%s failed: %s" % (method, self.base, path, _describe(exc)), exc)
+        except BaseException:
+            self.close()  # a body that failed half-way: the server must see the request cut, never complete
+            raise
         if status not in ok:
-            raise HttpError(method, self.base + path, status, data)
-        return status, data
+            if stream:
+                data = _drain_error(answer)
+                if answer.isclosed():
+                    self._finish(answer)
+                else:
+                    self.close()  # more than we read of an error page: the connection cannot be reused
+            raise HttpError(method, self.base + path, status, data, self._auth_message(status, data))
+        if stream:
+            answer = Download(self, answer, "%s %s%s" % (method, self.base, path))
+            self._streaming = answer
+        return status, data, answer
+
+    def _auth_message(self, status, data):
+        if status != 401:
+            return None
+        return "%s: %s" % (_server_message(data), WRONG_CREDENTIALS if self._auth else NO_CREDENTIALS)
 
     def json(self, method, path, payload=None, query=None, ok=(200,)):
         body = None
@@ -113,33 +179,57 @@ class HttpClient:
     def _failure(self, message, exc):
         """The ConnectionFailed for ``exc``; not retryable when trying again cannot help."""
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return ConnectionFailed(message, retryable=False)
+            return ConnectionFailed(message + "; give the CA that signed the server's certificate with ca_path, "
+                                    "or validate_certs: false to skip the check", retryable=False)
         if not self.contact.answered:
             return ConnectionFailed(message + "; not retried: this server has not answered yet", retryable=False)
         return ConnectionFailed(message)
 
     def close(self):
+        self._streaming = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    def _send(self, method, target, body, headers):
+    def _forget_stream(self):
+        """A streamed answer left unread: its connection cannot carry another request (reading it on is an
+        error, never a short read)."""
+        if self._streaming is not None:
+            self._streaming.abandoned = True
+            self._streaming.close()
+
+    def _send(self, method, target, body, headers, stream=False):
+        reused = self._conn is not None
         try:
-            return self._exchange(method, target, body, headers)
+            return self._exchange(method, target, body, headers, stream)
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             # A kept-alive connection the server closed meanwhile fails on first use: once more, on a new one.
+            # Not a fresh connection cut (the server died), nor a stream that got under way.
+            if not reused or (isinstance(body, _Body) and body.sent):
+                raise
             self.close()
-            return self._exchange(method, target, body, headers)
+            return self._exchange(method, target, body, headers, stream)
 
-    def _exchange(self, method, target, body, headers):
+    def _exchange(self, method, target, body, headers, stream=False):
         conn = self._connection()
-        conn.request(method, target, body=body, headers=headers)
+        if isinstance(body, _Body):
+            conn.request(method, target, body=body.fresh(), headers=headers,
+                         encode_chunked="Content-Length" not in headers)
+        else:
+            conn.request(method, target, body=body, headers=headers)
         response = conn.getresponse()
         self.contact.answered = True
+        if stream:
+            return response.status, None, response
         data = response.read()
-        if conn.sock is None or response.getheader("Connection", "").lower() == "close":
+        self._finish(response)
+        return response.status, data, response
+
+    def _finish(self, response):
+        """After an answer was read whole: drop a connection the server closes."""
+        conn = self._conn
+        if conn is None or conn.sock is None or response.getheader("Connection", "").lower() == "close":
             self.close()  # the next request connects again through _connection(), with its timeouts
-        return response.status, data
 
     def _connection(self):
         if self._conn is None:
@@ -156,11 +246,99 @@ class HttpClient:
     def _new_connection(self, timeout):
         if self.scheme != "https":
             return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._context)
+
+    def _tls_context(self):
         context = ssl.create_default_context()
+        if self.ca_path is not None:
+            try:
+                if os.path.isdir(self.ca_path):
+                    context.load_verify_locations(capath=self.ca_path)
+                else:
+                    context.load_verify_locations(cafile=self.ca_path)
+            except (OSError, ssl.SSLError) as exc:
+                raise FerryError("ca_path %s: cannot load CA certificates from it (%s)"
+                                 % (self.ca_path, getattr(exc, "strerror", None) or exc))
         if not self.validate_certs:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=context)
+        return context
+
+
+class _Body:
+    """An upload's body: ``fresh()`` is the iterable of chunks to send; ``sent`` counts the bytes handed out."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+        self.sent = 0
+
+    def fresh(self):
+        for chunk in self.chunks():
+            self.sent += len(chunk)
+            yield chunk
+
+
+class Download:
+    """A streamed answer (:meth:`HttpClient.open`): ``read(size)`` until it gives b"", then ``close()`` (or use
+    it as a context manager). ``length``: the Content-Length, None when the server sent none. A connection lost
+    before the end, or a body shorter than its Content-Length, is a ConnectionFailed naming the request."""
+
+    def __init__(self, client, response, what):
+        self.client = client
+        self.response = response
+        self.what = what
+        self.status = response.status
+        length = response.getheader("Content-Length")
+        self.length = int(length) if length and length.isdigit() else None
+        self.bytes_read = 0
+        self.closed = False
+        self.abandoned = False
+
+    def read(self, size=-1):
+        if self.closed:
+            if self.abandoned:
+                raise FerryError("%s: the answer was abandoned after %d bytes (its client made another request "
+                                 "before it was read)" % (self.what, self.bytes_read))
+            return b""
+        try:
+            data = self.response.read(None if size is None or size < 0 else size)
+        except CONNECTION_ERRORS as exc:
+            self.close()
+            raise ConnectionFailed("%s failed after %d bytes: %s" % (self.what, self.bytes_read, _describe(exc)))
+        self.bytes_read += len(data)
+        if not data and size != 0:
+            if self.length is not None and self.bytes_read < self.length:
+                self.close()
+                raise ConnectionFailed("%s failed: the answer ended after %d of %d bytes"
+                                       % (self.what, self.bytes_read, self.length))
+            self._done()
+        return data
+
+    def _done(self):
+        if not self.closed:
+            self.closed = True
+            if self.client._streaming is self:
+                self.client._streaming = None
+                self.client._finish(self.response)
+
+    def close(self):
+        """Stop reading: the connection is dropped unless the answer was read to its end."""
+        if self.closed:
+            return
+        finished = self.response.isclosed() or self.length is not None and self.bytes_read >= self.length
+        if finished:
+            self._done()
+            return
+        self.closed = True
+        if self.client._streaming is self:
+            self.client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
 
 
 class ConnectionFailed(FerryError):
@@ -192,7 +370,8 @@ def check_url(url, option="url"):
     port from 1 to 65535, no query or fragment, no space or control character."""
     problem = _url_problem(url)
     if problem:
-        raise FerryError("invalid %s %r: %s; expected http(s)://host[:port][/path]" % (option, redact_url(url), problem))
+        raise FerryError("invalid %s %r: %s; expected http(s)://host[:port][/path]"
+                         % (option, redact_url(url), problem))
 
 
 def _url_problem(url):
@@ -247,7 +426,15 @@ def request_attempts(params):
 
 def client_from_params(url, params):
     return HttpClient(url, params.get("url_username"), params.get("url_password"), params["timeout"],
-                      params["validate_certs"])
+                      params["validate_certs"], ca_path=params.get("ca_path"),
+                      bearer_token=params.get("bearer_token"))
+
+
+def store_http_argument_spec():
+    """The endpoint options and the ``ferry.migrate.endpoint.store`` fragment's (ca_path, bearer_token)."""
+    spec = http_argument_spec()
+    spec.update(ca_path=dict(type="path"), bearer_token=dict(type="str", no_log=True))
+    return spec
 
 
 def with_retries(call, attempts=5, backoff=0.5, max_backoff=30.0, sleep=time.sleep, on_retry=None):
@@ -275,12 +462,14 @@ def with_retries(call, attempts=5, backoff=0.5, max_backoff=30.0, sleep=time.sle
 
 
 def _server_message(body):
-    """OpenTSDB and Prometheus-style error bodies carry the reason; fall back to the raw text."""
+    """OpenTSDB and Prometheus-style error bodies carry the reason; an HTML page (nginx's) its title; fall back
+    to the raw text."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
     try:
         parsed = json.loads(text)
     except ValueError:
-        return text.strip()[:500] or "(empty body)"
+        title = _HTML_TITLE.search(text) if text.lstrip().startswith("<") else None
+        return title.group(1).strip() if title else text.strip()[:500] or "(empty body)"
     if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list) and parsed["errors"]:
         return _put_details(parsed)
     if isinstance(parsed, dict):
@@ -290,6 +479,17 @@ def _server_message(body):
         if isinstance(error, str):
             return error
     return text.strip()[:500]
+
+
+_HTML_TITLE = re.compile(r"<title>([^<]{1,200})</title>", re.IGNORECASE)
+
+
+def _drain_error(response):
+    """The body of an error answer, at most 64 KiB of it (the rest left: the connection is then dropped)."""
+    try:
+        return response.read(65536)
+    except CONNECTION_ERRORS:
+        return b""
 
 
 def _put_details(answer):
@@ -303,6 +503,8 @@ def _put_details(answer):
 def _describe(exc):
     if isinstance(exc, socket.timeout):
         return "timed out"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "certificate verify failed (%s)" % (exc.verify_message or exc.reason)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the server running and the port right?)"
     return str(exc) or exc.__class__.__name__
