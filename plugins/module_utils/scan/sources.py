@@ -17,18 +17,16 @@ __metaclass__ = type
 
 import hashlib
 import os
-import re
 import tarfile
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import iter_members, member_path
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import redact_url
+from ansible_collections.ferry.migrate.plugins.module_utils.scan.overlay import OBJECT_MEMBER, REPORT_MEMBER
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import read_report
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.store import Store
 
 CHUNK = 1 << 20
-REPORT_MEMBER = "report.jsonl.gz"
-OBJECT_MEMBER = re.compile(r"\Aobjects/([0-9a-f]{64})(?:\.(0|[1-9][0-9]*))?\Z")
 
 
 class Slice:
@@ -193,9 +191,7 @@ class StoreSource:
             yield None, (scan, part), None, 0  # a part done: the checkpoint records it
 
     def close(self):
-        close = getattr(self.store, "close", None)
-        if close:
-            close()
+        self.store.close()
 
 
 def _open_stream(stream, name):
