@@ -55,10 +55,10 @@ options:
     default: /
   dest:
     description:
-      - The report file to write (for example C(/srv/ferry/scan/report.jsonl.gz)). Its directory is created.
-      - With O(default_excludes), when it is inside O(root), its directory is left out of the scan (it changes with
-        every report written there, so no two scans would be the same), or only O(dest) and its temporary files
-        when that directory is O(root) itself.
+      - The report file to write (for example C(/srv/ferry/state/scan/report.jsonl.gz)). Its directory is created.
+      - Inside O(root) it must be under an excluded path (O(state_dir), which O(default_excludes) leaves out, or one
+        of O(excludes)). A report written in the tree it describes would change that tree at every scan (itself,
+        its directory's time), so no rescan could come out unchanged. Otherwise the task fails before it scans.
       - An empty string is refused.
     type: path
     required: true
@@ -83,7 +83,7 @@ options:
     description:
       - Also leave out C(/proc), C(/sys), C(/dev), C(/run), C(/tmp), C(/var/tmp), C(/var/cache), C(/var/run),
         C(/var/lock), C(/var/lib/dpkg), C(/var/lib/apt/lists), C(/var/lib/rpm), C(/lost+found), C(/media) and
-        C(/mnt), and O(state_dir) and the directory of O(dest) when they are inside O(root).
+        C(/mnt), and O(state_dir) when it is inside O(root).
     type: bool
     default: true
   packages:
@@ -127,9 +127,9 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Scan this machine
+- name: Scan this machine (the report under the state directory, which the scan leaves out)
   ferry.migrate.host_scan:
-    dest: /srv/ferry/scan/report.jsonl.gz
+    dest: /srv/ferry/state/scan/report.jsonl.gz
     state_dir: /srv/ferry/state
 
 - name: Scan an old system's disk mounted on /mnt/old, only under /etc, /opt and /srv
@@ -151,7 +151,7 @@ report:
   description: The report's path (O(dest)).
   returned: success
   type: str
-  sample: /srv/ferry/scan/report.jsonl.gz
+  sample: /srv/ferry/state/scan/report.jsonl.gz
 sha256:
   description: The sha256 of the report file. In check mode, null when a new report would be written (its content
     depends on the time it is written).

@@ -54,22 +54,24 @@ def check_options(params):
 
 
 def excludes(params):
-    """The exclude patterns of a scan: the user's, the defaults, and what the scan itself writes inside root (the
-    state directory; the directory of dest, or dest and its temporary names when that is root)."""
+    """The exclude patterns of a scan: the user's, the defaults and the state directory when it is inside root."""
     patterns = list(params["excludes"] or [])
     if params["default_excludes"]:
         patterns.extend(DEFAULT_EXCLUDES)
-        root = os.path.realpath(params["root"])
-        state = _inside(root, os.path.realpath(params["state_dir"]))
+        state = _inside(os.path.realpath(params["root"]), os.path.realpath(params["state_dir"]))
         if state:
             patterns.append(state)
-        directory = os.path.realpath(os.path.dirname(os.path.abspath(params["dest"])))
-        dest = _inside(root, os.path.join(directory, os.path.basename(params["dest"])))
-        if dest:  # its directory changes with every report written there: a rescan would never be the same
-            patterns.append(_inside(root, directory) or dest)
-            if directory == root:
-                patterns.append("/." + os.path.basename(dest) + ".*")
     return patterns
+
+
+def check_dest_outside(params, excluded):
+    """A report written inside the tree it describes would change that tree (itself, its directory's time) at every
+    scan, so no rescan could ever come out unchanged: dest must be outside root or under an excluded path."""
+    dest = _inside(os.path.realpath(params["root"]), os.path.join(
+        os.path.realpath(os.path.dirname(params["dest"])), os.path.basename(params["dest"])))
+    if dest and not excluded.covers(os.fsencode(dest.lstrip("/"))):
+        raise FerryError("dest %s is inside the scanned root %s and not excluded: put the report under state_dir "
+                         "or outside root, or exclude its directory" % (params["dest"], params["root"]))
 
 
 def _inside(root, path):
@@ -85,6 +87,7 @@ def run(params, check_mode):
                   roots=list(params["roots"] or ["/"]), hash_workers=params["hash_workers"] or default_workers())
     patterns = excludes(params)
     excluded = Excludes(patterns)  # refused before anything is recorded
+    check_dest_outside(params, excluded)
     inputs = {"root": params["root"], "dest": params["dest"], "roots": params["roots"], "excludes": patterns,
               "packages": params["packages"], "one_file_system": params["one_file_system"]}
     attempt = attempt_step(params, STEP, inputs, check_mode)

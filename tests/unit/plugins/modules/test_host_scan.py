@@ -146,18 +146,28 @@ def test_the_stop_file_stops_between_batches_and_leaves_dest_alone(tmp_path, pre
 
 
 def test_dest_and_state_dir_inside_root_are_left_out(tmp_path, prepared):
-    inside = params(tmp_path, dest=str(tmp_path / "root" / "srv" / "scan" / "r.jsonl.gz"),
+    inside = params(tmp_path, dest=str(tmp_path / "root" / "srv" / "state" / "scan" / "r.jsonl.gz"),
                     state_dir=str(tmp_path / "root" / "srv" / "state"))
     host_scan.run(inside, False)
     result = host_scan.run(inside, False)
     assert result["changed"] is False
     found = files_of(inside["dest"])
-    assert b"srv" in found and not [path for path in found if path.startswith((b"srv/state", b"srv/scan"))]
-    at_top = params(tmp_path, dest=str(tmp_path / "root" / "r.jsonl.gz"))
-    assert "/r.jsonl.gz" in scan_module.excludes(at_top) and "/.r.jsonl.gz.*" in scan_module.excludes(at_top)
-    host_scan.run(at_top, False)
-    assert host_scan.run(at_top, False)["changed"] is False
-    assert b"r.jsonl.gz" not in files_of(at_top["dest"])
+    assert b"srv" in found and not [path for path in found if path.startswith(b"srv/state")]
+
+
+@pytest.mark.parametrize("where", ["r.jsonl.gz", "srv/scan/r.jsonl.gz"])
+def test_dest_inside_root_and_not_excluded_is_refused(tmp_path, prepared, where):
+    """The report would change the tree it describes at every scan (itself, its directory's time): refused, rather
+    than a whole directory of the host silently left out of the scan."""
+    dest = str(tmp_path / "root" / where)
+    with pytest.raises(FerryError, match="dest %s is inside the scanned root .* and not excluded" % dest):
+        host_scan.run(params(tmp_path, dest=dest), False)
+    assert not os.path.exists(dest)
+    # excluded: its directory, or itself and its temporary names (.r.jsonl.gz.<random>) when it is at the top
+    patterns = ["/" + os.path.dirname(where)] if "/" in where else ["/" + where, "/." + where + "*"]
+    excluded = params(tmp_path, dest=dest, excludes=patterns)
+    host_scan.run(excluded, False)
+    assert host_scan.run(excluded, False)["changed"] is False
 
 
 def test_without_packages_every_file_is_added(tmp_path, prepared):
