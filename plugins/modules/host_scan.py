@@ -106,8 +106,9 @@ options:
     default: true
 notes:
   - Create the file C(STOP) in O(state_dir) to stop the scan between two batches of files; the step is then
-    recorded as failed and O(dest) is left as it was. A later run scans again, using the stat cache of the last
-    complete scan.
+    recorded as failed and O(dest) is left as it was. A later run scans again without reading again the files the
+    stopped (or killed) scan hashed - their stat cache rows are kept aside as it goes - nor those of the last
+    complete scan that did not change.
   - Run it as root to read every file and see every owner.
 attributes:
   check_mode:

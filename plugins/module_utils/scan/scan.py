@@ -26,13 +26,21 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     check_ranges,
     file_sha256,
     readable,
+    remove_quietly,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import RUN, SKIP, attempt_step
 from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import default_workers
 from ansible_collections.ferry.migrate.plugins.module_utils.scan import packages as packages_module
 from ansible_collections.ferry.migrate.plugins.module_utils.scan import system as system_module
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import ReportWriter, name_of, read_report
-from ansible_collections.ferry.migrate.plugins.module_utils.scan.walk import SKIPPED, Excludes, Walk, relative_name
+from ansible_collections.ferry.migrate.plugins.module_utils.scan.walk import (
+    SKIPPED,
+    Excludes,
+    Walk,
+    partial_name,
+    relative_name,
+    resume_name,
+)
 
 STEP = "host_scan"
 RANGES = {"hash_workers": (1, 64)}
@@ -97,10 +105,13 @@ def run(params, check_mode):
     cache = attempt.step.beside(".statcache")
     cache_in = None if params["force"] else cache  # force: every file read again
     if check_mode:
-        return scan(params, excluded, None, cache_in, None, attempt.step, previous)
+        return scan(params, excluded, None, (cache_in, partial_name(cache)), None, attempt.step, previous)
     os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
     with attempt.running(unit="files") as step:
-        result = scan(params, excluded, params["dest"], cache_in, cache, step, previous)
+        resume = take_partial(cache)
+        result = scan(params, excluded, params["dest"], (cache_in, resume), cache, step, previous)
+        if resume:
+            remove_quietly(resume)
         step.complete(counts=_flat(result["counts"]), result={
             "report": result["report"], "sha256": result["sha256"], "changed": result["changed"]})
     return result
@@ -116,8 +127,19 @@ def previous_content(dest):
         return None
 
 
-def scan(params, excluded, dest, cache_in, cache_out, step, previous):
-    """Write the report (``dest`` None: only its digest) and return the module's result."""
+def take_partial(cache):
+    """The cache an interrupted scan left (its files are not read again), moved aside to be read while this scan
+    writes its own; None when there is none."""
+    try:
+        os.replace(partial_name(cache), resume_name(cache))
+    except FileNotFoundError:
+        pass
+    return resume_name(cache) if os.path.exists(resume_name(cache)) else None
+
+
+def scan(params, excluded, dest, caches_in, cache_out, step, previous):
+    """Write the report (``dest`` None: only its digest) and return the module's result. ``caches_in``: the last
+    complete scan's stat cache and an interrupted one's (either None)."""
     root = params["root"]
     counts = {"packages": 0, "files": 0, "dirs": 0, "symlinks": 0, "modified": 0, "deleted": 0, "bytes": 0,
               "hashed": 0, "cached": 0, "skipped": dict((kind, 0) for kind in SKIPPED)}
@@ -132,7 +154,8 @@ def scan(params, excluded, dest, cache_in, cache_out, step, previous):
             owned = write_packages(writer, root, excluded, params["hash_workers"], counts)
         walk = Walk(root, params["roots"], excluded, params["one_file_system"], owned,
                     system_module.read_passwd(root).by_id, system_module.read_group(root).by_id,
-                    cache_in=cache_in, cache_out=cache_out, hash_workers=params["hash_workers"])
+                    cache_in=caches_in[0], cache_resume=caches_in[1], cache_out=cache_out,
+                    hash_workers=params["hash_workers"])
         for batch in walk.batches():
             writer.file_lines(batch.lines, batch.records)
             done = writer.records - counts["packages"]

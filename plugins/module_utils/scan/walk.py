@@ -26,7 +26,9 @@ Content: a file whose (path, size, mtime_ns, ctime_ns, ino) is in the stat cache
 read again (:class:`StatCache`: written in walk order, read as a merge-join: no table of every path in memory);
 the others are hashed on ``hash_workers`` forked processes (``core/tree.py`` :func:`run_ordered`) in batches
 bounded by files and by bytes, so that big files spread over the workers. A batch needing no hashing never
-goes to the pool. The new cache is written (staged) as the batches go and published only when the walk ends.
+goes to the pool. The new cache is written as the batches go (``<cache>.partial``, flushed per batch) and published
+only when the walk ends; a stopped or killed walk leaves it, and the next one reads its rows first (they are a
+prefix of the walk), then the complete cache's rows after them (:func:`partial_name`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -150,10 +152,25 @@ class StatCache:
     A damaged or missing cache is an empty one: it only saves reading files again.
     """
 
-    def __init__(self, path):
-        self.rows = self._rows(path) if path else iter(())
+    def __init__(self, path, resume=None):
+        self.rows = self._chained(resume, path) if path else iter(())
         self.current = next(self.rows, None)
         self.current_key = None
+
+    @classmethod
+    def _chained(cls, resume, path):
+        """The rows of an interrupted scan's cache (``resume``: a prefix of the walk, fresher), then those of the
+        last complete scan's that come after it."""
+        last = None
+        for row in cls._rows(resume) if resume else ():
+            last = (row[0],) + walk_key(row[1])
+            yield row
+        rows = cls._rows(path)
+        for row in rows:
+            if last is None or (row[0],) + walk_key(row[1]) > last:
+                yield row
+                break
+        yield from rows
 
     @staticmethod
     def _rows(path):
@@ -202,6 +219,16 @@ class StatCache:
         self.current_key = None
 
 
+def partial_name(cache):
+    """Where a scan writes its cache as it goes: published as ``cache`` when the walk ends; after a kill, a STOP or
+    an error it stays, and the next scan reads it first (its files are not hashed again), from ``resume_name``."""
+    return cache + ".partial"
+
+
+def resume_name(cache):
+    return cache + ".resume"
+
+
 # -- the walk ------------------------------------------------------------------------------------------------
 def walk_key(rel):
     """What orders the walk of one scan root: a directory's entries together, by name, directories depth first
@@ -228,7 +255,8 @@ class Walk:
     """The walk of ``roots`` under ``root`` (see the module documentation); :meth:`batches` runs it once."""
 
     def __init__(self, root, roots=("/",), excludes=(), one_file_system=True, owned=None, users=None, groups=None,
-                 cache_in=None, cache_out=None, hash_workers=1, batch_files=BATCH_FILES, batch_bytes=BATCH_BYTES):
+                 cache_in=None, cache_out=None, hash_workers=1, batch_files=BATCH_FILES, batch_bytes=BATCH_BYTES,
+                 cache_resume=None):
         self.root = os.fsencode(os.path.abspath(root))
         self.roots = scan_roots(roots)
         self.excludes = excludes if isinstance(excludes, Excludes) else Excludes(excludes)
@@ -236,7 +264,7 @@ class Walk:
         self.owned = owned or frozenset()
         self.users = users or {}
         self.groups = groups or {}
-        self.cache = StatCache(cache_in)
+        self.cache = StatCache(cache_in, cache_resume)
         self.cache_out = cache_out
         self.hash_workers = max(1, hash_workers)
         self.batch_files = batch_files
@@ -256,7 +284,7 @@ class Walk:
     def batches(self):
         """Finished :class:`Batch` es in walk order (``lines``: JSON text; ``records``: their number). The stat
         cache is published after the last one; a walk not run to its end leaves the old cache as it was."""
-        staged = StagedFile.create(self.cache_out) if self.cache_out else None
+        staged = StagedFile.open(self.cache_out, partial_name(self.cache_out)) if self.cache_out else None
         try:
             if staged is not None:
                 staged.write(_CACHE_MAGIC)
@@ -265,13 +293,13 @@ class Walk:
                 self._finish(batch, results)
                 if staged is not None and batch.cache:
                     staged.write(b"".join(batch.cache))
+                    staged.handle.flush()  # a killed scan's rows are there for the next one (see partial_name)
                 yield batch
             if staged is not None:
-                staged.set_mode(0o600)
                 staged.commit()
         finally:
             if staged is not None and not staged.published:
-                staged.abort()
+                staged.abort(keep=True)
 
     # -- walking ---------------------------------------------------------------------------------------------
     def _walk(self):

@@ -142,7 +142,13 @@ def test_the_stop_file_stops_between_batches_and_leaves_dest_alone(tmp_path, pre
     assert not os.path.exists(params(tmp_path)["dest"]) and os.listdir(str(tmp_path / "out")) == []
     record = Journal(str(tmp_path / "state")).step("host_scan").record()
     assert record["status"] == "failed"
-    assert not os.path.exists(Journal(str(tmp_path / "state")).step("host_scan").beside(".statcache"))
+    cache = Journal(str(tmp_path / "state")).step("host_scan").beside(".statcache")
+    assert not os.path.exists(cache) and os.path.exists(walk_module.partial_name(cache))
+    (tmp_path / "state" / "STOP").unlink()
+    resumed = host_scan.run(params(tmp_path), False)  # what the stopped scan hashed is not read again
+    assert resumed["counts"]["cached"] > 0 and resumed["counts"]["hashed"] + resumed["counts"]["cached"] == \
+        host_scan.run(params(tmp_path, force=True), False)["counts"]["hashed"]
+    assert sorted(os.listdir(os.path.dirname(cache))) == ["host_scan.json", "host_scan.lock", "host_scan.statcache"]
 
 
 def test_dest_and_state_dir_inside_root_are_left_out(tmp_path, prepared):

@@ -211,14 +211,40 @@ def test_a_damaged_cache_is_an_empty_one_and_a_walk_not_finished_keeps_the_old(t
     walk = Walk(str(tree), cache_in=str(cache), cache_out=str(cache))
     batches = walk.batches()
     next(batches)
-    batches.close()  # stopped (the STOP file, an error): the cache stays as it was, no temporary file left
-    assert cache.read_bytes() == b"garbage" and sorted(os.listdir(str(tmp_path))) == ["c", "root"]
+    batches.close()  # stopped (the STOP file, an error): the cache stays as it was, what was done is kept aside
+    assert cache.read_bytes() == b"garbage" and sorted(os.listdir(str(tmp_path))) == ["c", "c.partial", "root"]
     records(Walk(str(tree), cache_in=str(cache), cache_out=str(cache)))
     truncated = cache.read_bytes()[:-10]
     cache.write_bytes(truncated)
     walk = Walk(str(tree), cache_in=str(cache))
     records(walk)
     assert walk.counts["cached"] == 8 and walk.counts["hashed"] == 1
+
+
+def test_an_interrupted_walk_s_rows_are_read_first_then_the_complete_cache_s(tmp_path):
+    """A scan stopped (or killed: the rows are flushed per batch) after some batches leaves them in ``.partial``;
+    the next scan reads them first, then the last complete cache's rows after them: nothing is read twice."""
+    for number in range(40):
+        make(tmp_path / "root", b"d%d/f%02d" % (number % 4, number), b"%d" % number * 1000)
+    root, cache = str(tmp_path / "root"), str(tmp_path / "c")
+    records(Walk(root, cache_in=cache, cache_out=cache))  # the last complete scan
+    for number in range(40):  # every file changes afterwards (ctime), so that old cache helps nobody
+        os.utime(os.path.join(root, "d%d/f%02d" % (number % 4, number)), ns=(number, number))
+    walk = Walk(root, cache_in=cache, cache_out=cache, batch_files=8)
+    batches = walk.batches()
+    next(batches)
+    next(batches)
+    batches.close()
+    done = walk.counts["hashed"]
+    assert done >= 8 and os.path.exists(walk_module.partial_name(cache))
+    os.replace(walk_module.partial_name(cache), walk_module.resume_name(cache))
+    again = Walk(root, cache_in=cache, cache_resume=walk_module.resume_name(cache), cache_out=cache)
+    assert records(again) == records(Walk(root))
+    assert again.counts["cached"] == done and again.counts["hashed"] == 40 - done
+    untouched = tmp_path / "later"  # the complete cache still serves what comes after the interrupted walk's rows
+    records(Walk(root, cache_in=cache, cache_out=str(untouched)))
+    with open(str(untouched), "rb") as first, open(cache, "rb") as second:
+        assert first.read() == second.read()
 
 
 def test_several_roots_are_cached_each(tree, tmp_path):
