@@ -18,6 +18,7 @@ __metaclass__ = type
 import datetime
 import itertools
 import os
+import stat
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
@@ -101,30 +102,46 @@ def run(params, check_mode):
     attempt = attempt_step(params, STEP, inputs, check_mode)
     if attempt.decision == SKIP:
         attempt.decision = RUN  # the same options, another day: the host may have changed
-    previous = previous_content(params["dest"])
+    previous, previous_sha256 = previous_report(params["dest"], attempt.record)
     cache = attempt.step.beside(".statcache")
     cache_in = None if params["force"] else cache  # force: every file read again
     if check_mode:
-        return scan(params, excluded, None, (cache_in, partial_name(cache)), None, attempt.step, previous)
+        return scan(params, excluded, None, (cache_in, partial_name(cache)), None, attempt.step, previous,
+                    previous_sha256)
     os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
     with attempt.running(unit="files") as step:
         resume = take_partial(cache)
-        result = scan(params, excluded, params["dest"], (cache_in, resume), cache, step, previous)
+        result = scan(params, excluded, params["dest"], (cache_in, resume), cache, step, previous, previous_sha256)
         if resume:
             remove_quietly(resume)
         step.complete(counts=_flat(result["counts"]), result={
-            "report": result["report"], "sha256": result["sha256"], "changed": result["changed"]})
+            "report": result["report"], "sha256": result["sha256"], "changed": result["changed"],
+            "content_sha256": result["content_sha256"], "identity": file_identity(params["dest"])})
     return result
 
 
-def previous_content(dest):
-    """The content digest of the report at ``dest`` (None: none there, or not a complete report)."""
-    if not os.path.isfile(dest):
-        return None
+def previous_report(dest, record=None):
+    """(content digest, sha256) of the report at ``dest`` ((None, None): none there, or not a complete report): those
+    the last scan recorded when ``dest`` is still the file it wrote (same size, time and inode); else the content
+    digest read from its summary line (inflating the whole report) and no sha256 (computed when needed)."""
     try:
-        return (read_report(dest).summary or {}).get("content_sha256")
+        identity = file_identity(dest)
+    except OSError:
+        return None, None
+    known = (record or {}).get("result") or {}
+    if known.get("content_sha256") and known.get("identity") == identity:
+        return known["content_sha256"], known.get("sha256")
+    try:
+        return (read_report(dest).summary or {}).get("content_sha256"), None
     except (FerryError, OSError):
-        return None
+        return None, None
+
+
+def file_identity(path):
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError("not a regular file")
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
 
 
 def take_partial(cache):
@@ -137,7 +154,7 @@ def take_partial(cache):
     return resume_name(cache) if os.path.exists(resume_name(cache)) else None
 
 
-def scan(params, excluded, dest, caches_in, cache_out, step, previous):
+def scan(params, excluded, dest, caches_in, cache_out, step, previous, previous_sha256=None):
     """Write the report (``dest`` None: only its digest) and return the module's result. ``caches_in``: the last
     complete scan's stat cache and an interrupted one's (either None)."""
     root = params["root"]
@@ -166,7 +183,7 @@ def scan(params, excluded, dest, caches_in, cache_out, step, previous):
         sha256 = writer.close(counts)
     changed = writer.content_sha256 != previous
     if not changed:
-        sha256 = file_sha256(params["dest"])  # the report there stays: same content
+        sha256 = previous_sha256 or file_sha256(params["dest"])  # the report there stays: same content
     elif dest is None:
         sha256 = None  # check mode: a new report's digest depends on the time it is written
     return {"changed": changed, "report": params["dest"], "sha256": sha256, "content_sha256": writer.content_sha256,

@@ -118,6 +118,21 @@ def test_a_rescan_of_an_unchanged_root_reads_nothing_and_changes_nothing(tmp_pat
     assert len(read) == 1 + forced["counts"]["hashed"] == 1 + first["counts"]["hashed"]
 
 
+def test_the_recorded_digest_serves_only_while_dest_is_the_report_the_scan_wrote(tmp_path, prepared, monkeypatch):
+    """A rescan takes the previous report's content digest from the journal (not inflating the whole report) only
+    while dest is the same file (size, time, inode); a dest replaced since is read."""
+    first = host_scan.run(params(tmp_path), False)
+    other = host_scan.run(params(tmp_path, dest=str(tmp_path / "other" / "r.jsonl.gz"), state_dir=str(
+        tmp_path / "state2"), roots=["/etc"]), False)
+    inflated = []
+    real = scan_module.read_report
+    monkeypatch.setattr(scan_module, "read_report", lambda *a: inflated.append(a) or real(*a))
+    assert host_scan.run(params(tmp_path), False)["changed"] is False and inflated == []
+    os.replace(other["report"], first["report"])  # another report put at dest
+    again = host_scan.run(params(tmp_path), False)
+    assert len(inflated) == 1 and again["changed"] is True and again["content_sha256"] == first["content_sha256"]
+
+
 def test_check_mode_writes_nothing_and_predicts(tmp_path, prepared):
     predicted = host_scan.run(params(tmp_path), True)
     assert predicted["changed"] is True and predicted["sha256"] is None
