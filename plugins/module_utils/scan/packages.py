@@ -10,7 +10,9 @@ root scans without dpkg; rpm is asked through ``rpm --root`` (its database is no
 A package file is ``modified`` when its md5 differs from the one the package recorded (info/<pkg>.md5sums; for
 a conffile, status's Conffiles), ``deleted`` when it is missing. dpkg records no owner, mode or md5 for
 directories and symlinks, so only regular files are checked (as ``dpkg --verify`` does). There is no stat-only
-shortcut: the md5 of every package file is read (:func:`package_file_changes`, on several processes).
+shortcut from dpkg's data: the md5 of every package file is read (:func:`package_file_changes`, on several
+processes), except that a file whose size, mtime, ctime and inode are those of the last complete check keeps the
+md5 read then (a cache beside the scan's journal record).
 
 Paths listed by a package go through the symlinks of their parent directories as the root has them (merged
 /usr: dpkg lists ``lib/x``, the file is ``usr/lib/x``), so they are also reported canonically
@@ -28,9 +30,11 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, sha256_of
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile
 from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import _chunks, default_workers, run_pool
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import name_fields
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.system import (
@@ -344,14 +348,17 @@ def _add(counts, key, amount=1):
         counts[key] = counts.get(key, 0) + amount
 
 
-def package_file_changes(root, workers=None, counts=None, progress=None):
+def package_file_changes(root, workers=None, counts=None, progress=None, cache_in=None, cache_out=None):
     """Report file records of the package files of ``root`` that are modified or deleted (dpkg, else rpm).
 
     The md5s are read on ``workers`` processes (default: the CPUs), in groups of :data:`GROUP_FILES`, streamed:
     memory holds the paths seen (to check each once), not the results. ``counts`` (a dict), when given, is
     filled with ``checked``, ``bytes`` (read to hash), ``modified``, ``deleted``, ``unreadable``,
-    ``unverifiable`` (conffiles without a recorded md5). ``progress(checked)``, when given, is called after each
-    group (a journal step's progress; it may raise to stop: the pool is stopped)."""
+    ``unverifiable`` (conffiles without a recorded md5), ``cached`` (md5s taken from ``cache``).
+    ``progress(checked)``, when given, is called after each group (a journal step's progress; it may raise to
+    stop: the pool is stopped). ``cache_in`` (a path, or None): the md5s of the last complete check by (path, size,
+    mtime, ctime, inode): an unchanged file is not read again; ``cache_out``: where this check's are written (staged,
+    published when it completes)."""
     if dpkg_dir(root) is None:
         if rpm_available(root):
             yield from rpm_file_changes(root, counts)
@@ -361,33 +368,70 @@ def package_file_changes(root, workers=None, counts=None, progress=None):
     root_bytes = os.path.abspath(os.fsencode(root))
     jobs = ((root_bytes, group) for group in _chunks(check_items(root, counts), GROUP_FILES))
     checked = 0
-    for records, found in run_pool(_check_group, jobs, workers, chunksize=1):
-        for key, value in found.items():
-            _add(counts, key, value)
-        checked += found["checked"]
-        if progress is not None:
-            progress(checked)
-        for record in records:
-            if "uid" in record:
-                record["owner"] = users.get(record["uid"])
-                record["group"] = groups.get(record["gid"])
-            yield record
+    _MD5_CACHE.clear()
+    _MD5_CACHE.update(read_md5_cache(cache_in))  # before the pool forks: the workers read it
+    staged = StagedFile.create(cache_out) if cache_out else None
+    try:
+        for records, found, rows in run_pool(_check_group, jobs, workers, chunksize=1):
+            for key, value in found.items():
+                _add(counts, key, value)
+            checked += found["checked"]
+            if staged is not None:
+                staged.write(b"".join(rows))
+            if progress is not None:
+                progress(checked)
+            for record in records:
+                if "uid" in record:
+                    record["owner"] = users.get(record["uid"])
+                    record["group"] = groups.get(record["gid"])
+                yield record
+        if staged is not None:
+            staged.commit()
+    finally:
+        _MD5_CACHE.clear()
+        if staged is not None and not staged.published:
+            staged.abort()
+
+
+# What read_md5_cache read, for the forked workers: {path: (stamp, md5 digest)}.
+_MD5_CACHE = {}
+_MD5_ROW = struct.Struct("<QqqQH")  # size, mtime_ns, ctime_ns, inode, path length; then the path, 16 bytes md5
+
+
+def read_md5_cache(path):
+    """{path: ((size, mtime_ns, ctime_ns, inode), md5 digest)} of a cache file; a missing or damaged one reads as
+    what it holds whole (a cache only saves reading files again)."""
+    found = {}
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, TypeError):
+        return found
+    offset = 0
+    while offset + _MD5_ROW.size <= len(data):
+        size, mtime, ctime, ino, length = _MD5_ROW.unpack_from(data, offset)
+        start = offset + _MD5_ROW.size
+        if start + length + 16 > len(data):
+            break
+        found[data[start:start + length]] = ((size, mtime, ctime, ino), data[start + length:start + length + 16])
+        offset = start + length + 16
+    return found
 
 
 def _check_group(job):
-    """One worker's share: (records of the changed files, counts). Runs in a forked process."""
+    """One worker's share: (records of the changed files, counts, md5 cache rows). Runs in a forked process."""
     root, items = job
-    records, counts = [], {"checked": 0, "bytes": 0}
+    records, counts, rows = [], {"checked": 0, "bytes": 0}, []
     for package, relative, md5, conffile in items:
         counts["checked"] += 1
-        record = _check_file(root, package, relative, md5, conffile, counts)
+        record = _check_file(root, package, relative, md5, conffile, counts, rows)
         if record is not None:
             counts[record["change"]] = counts.get(record["change"], 0) + 1
             records.append(record)
-    return records, counts
+    return records, counts, rows
 
 
-def _check_file(root, package, relative, md5, conffile, counts):
+def _check_file(root, package, relative, md5, conffile, counts, rows):
     path = os.path.join(root, relative)
     try:
         info = os.lstat(path)
@@ -395,23 +439,37 @@ def _check_file(root, package, relative, md5, conffile, counts):
             return None
         if not stat.S_ISREG(info.st_mode):
             return changed_record(root, relative, package, conffile, info)
-        with open(path, "rb", opener=_nofollow) as handle:
-            digest = hashlib.md5()
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        counts["bytes"] += info.st_size
+        digest = _md5_of(path, relative, info, counts)
+        rows.append(_MD5_ROW.pack(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, len(relative))
+                    + relative + digest)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return deleted_record(relative, package, conffile)
         counts["unreadable"] = counts.get("unreadable", 0) + 1
         return None
-    if digest.hexdigest() == md5:
+    if digest.hex() == (md5.decode("ascii", "replace") if isinstance(md5, bytes) else md5):
         return None
     try:
         return changed_record(root, relative, package, conffile, info)
     except OSError:  # replaced while we looked: the next scan sees it
         counts["unreadable"] = counts.get("unreadable", 0) + 1
         return None
+
+
+def _md5_of(path, relative, info, counts):
+    """The file's md5 digest: the cache's when its stat is the one cached (``cached`` counted), else read
+    (``bytes`` counted)."""
+    stamp = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    cached = _MD5_CACHE.get(relative)
+    if cached is not None and cached[0] == stamp:
+        counts["cached"] = counts.get("cached", 0) + 1
+        return cached[1]
+    with open(path, "rb", opener=_nofollow) as handle:
+        digest = hashlib.md5()
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    counts["bytes"] += info.st_size
+    return digest.digest()
 
 
 def _nofollow(path, flags):

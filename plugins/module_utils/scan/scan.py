@@ -105,13 +105,16 @@ def run(params, check_mode):
     previous, previous_sha256 = previous_report(params["dest"], attempt.record)
     cache = attempt.step.beside(".statcache")
     cache_in = None if params["force"] else cache  # force: every file read again
+    md5_cache = attempt.step.beside(".md5cache")  # the package files' (dpkg's md5sums)
+    md5_in = None if params["force"] else md5_cache
     if check_mode:
         return scan(params, excluded, None, (cache_in, partial_name(cache)), None, attempt.step, previous,
-                    previous_sha256)
+                    previous_sha256, (md5_in, None))
     os.makedirs(os.path.dirname(params["dest"]), exist_ok=True)
     with attempt.running(unit="files") as step:
         resume = take_partial(cache)
-        result = scan(params, excluded, params["dest"], (cache_in, resume), cache, step, previous, previous_sha256)
+        result = scan(params, excluded, params["dest"], (cache_in, resume), cache, step, previous, previous_sha256,
+                      (md5_in, md5_cache))
         if resume:
             remove_quietly(resume)
         step.complete(counts=_flat(result["counts"]), result={
@@ -154,7 +157,8 @@ def take_partial(cache):
     return resume_name(cache) if os.path.exists(resume_name(cache)) else None
 
 
-def scan(params, excluded, dest, caches_in, cache_out, step, previous, previous_sha256=None):
+def scan(params, excluded, dest, caches_in, cache_out, step, previous, previous_sha256=None,
+         md5_caches=(None, None)):
     """Write the report (``dest`` None: only its digest) and return the module's result. ``caches_in``: the last
     complete scan's stat cache and an interrupted one's (either None)."""
     root = params["root"]
@@ -168,7 +172,7 @@ def scan(params, excluded, dest, caches_in, cache_out, step, previous, previous_
                        "options": {"roots": params["roots"], "excludes": excluded.patterns}})
         owned = frozenset()
         if params["packages"]:
-            owned = write_packages(writer, root, excluded, params["hash_workers"], counts)
+            owned = write_packages(writer, root, excluded, params["hash_workers"], counts, md5_caches)
         walk = Walk(root, params["roots"], excluded, params["one_file_system"], owned,
                     system_module.read_passwd(root).by_id, system_module.read_group(root).by_id,
                     cache_in=caches_in[0], cache_resume=caches_in[1], cache_out=cache_out,
@@ -190,14 +194,16 @@ def scan(params, excluded, dest, caches_in, cache_out, step, previous, previous_
             "counts": counts, "system": system, "warnings": [readable(text) for text in walk.warnings]}
 
 
-def write_packages(writer, root, excluded, workers, counts):
+def write_packages(writer, root, excluded, workers, counts, md5_caches=(None, None)):
     """The package lines, then the modified and deleted package files (``scan/packages.py`` finds them; the
-    excludes apply to them too); returns the paths the packages own, which the walk leaves out."""
+    excludes apply to them too); returns the paths the packages own, which the walk leaves out. ``md5_caches``: the
+    package files' md5 cache to read and the one to write (either None)."""
     for package in itertools.chain(packages_module.dpkg_packages(root), packages_module.rpm_packages(root)):
         writer.package(package)
         counts["packages"] += 1
     found = {}
-    for record in packages_module.package_file_changes(root, workers=workers, counts=found):
+    for record in packages_module.package_file_changes(root, workers=workers, counts=found, cache_in=md5_caches[0],
+                                                       cache_out=md5_caches[1]):
         if not excluded.covers(name_of(record)):
             writer.file(record)
             _count_change(counts, record)

@@ -163,7 +163,8 @@ def test_the_stop_file_stops_between_batches_and_leaves_dest_alone(tmp_path, pre
     resumed = host_scan.run(params(tmp_path), False)  # what the stopped scan hashed is not read again
     assert resumed["counts"]["cached"] > 0 and resumed["counts"]["hashed"] + resumed["counts"]["cached"] == \
         host_scan.run(params(tmp_path, force=True), False)["counts"]["hashed"]
-    assert sorted(os.listdir(os.path.dirname(cache))) == ["host_scan.json", "host_scan.lock", "host_scan.statcache"]
+    assert sorted(os.listdir(os.path.dirname(cache))) == [
+        "host_scan.json", "host_scan.lock", "host_scan.md5cache", "host_scan.statcache"]
 
 
 def test_dest_and_state_dir_inside_root_are_left_out(tmp_path, prepared):

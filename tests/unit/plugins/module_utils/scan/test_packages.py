@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.scan import packages
-from tests.support.scan_tree import prepared_for_tests
+from tests.support.scan_tree import make_prepared_root, prepared_for_tests
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,48 @@ def test_package_file_changes_of_the_prepared_root(prepared, workers):
     assert counts["modified"] == len(prepared["modified"]) and counts["deleted"] == len(prepared["deleted"])
     assert counts["unverifiable"] == len(prepared["unverifiable"])
     assert "unreadable" not in counts
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_unchanged_package_file_is_not_read_again(tmp_path, workers):
+    """The md5 cache of the last complete check answers for a file with the same size, mtime, ctime and inode (a
+    rescan of a real host reads gigabytes of package files otherwise); any other file is read again."""
+    if os.geteuid() != 0:
+        pytest.skip("the prepared root chowns files and makes devices: run as root")
+    prepared = make_prepared_root(str(tmp_path / "root"))  # its own: a file of it is changed
+    cache = str(tmp_path / "md5cache")
+    counts = {}
+    first = list(packages.package_file_changes(prepared["root"], workers=workers, counts=counts, cache_out=cache))
+    assert counts["bytes"] > 0 and "cached" not in counts and os.path.exists(cache)
+    counted = {}
+    again = list(packages.package_file_changes(prepared["root"], workers=workers, counts=counted, cache_in=cache,
+                                               cache_out=cache))
+    assert again == first and counted["bytes"] == 0 and counted["cached"] > 5
+    # a package file rewritten with the same size and mtime: its ctime changed, so it is read again
+    relative = prepared["unchanged"][0]
+    path = os.path.join(prepared["root"], relative)
+    info = os.stat(path)
+    with open(path, "r+b") as handle:
+        data = handle.read()
+        handle.seek(0)
+        handle.write(bytes([data[0] ^ 1]) + data[1:])
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    counted = {}
+    third = list(packages.package_file_changes(prepared["root"], workers=workers, counts=counted, cache_in=cache))
+    assert counted["bytes"] == len(data) and [r for r in third if packages._relative(
+        os.fsencode(r["path"])) == relative][0]["change"] == "modified"
+
+
+def test_the_md5_cache_is_believed_for_its_stat_and_a_damaged_one_reads_as_what_it_holds(prepared, tmp_path):
+    relative = prepared["unchanged"][0]
+    info = os.stat(os.path.join(prepared["root"], relative))
+    row = packages._MD5_ROW.pack(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, len(relative))
+    forged = tmp_path / "forged"
+    forged.write_bytes(row + relative + b"\0" * 16 + b"\x01\x02")  # a wrong md5, then a cut row
+    found = [r for r in packages.package_file_changes(prepared["root"], workers=1, cache_in=str(forged))
+             if r.get("path", "").encode() == relative]
+    assert found and found[0]["change"] == "modified"  # the cache said so: the file was not read
+    assert packages.read_md5_cache(str(tmp_path / "missing")) == {}
 
 
 def test_progress_is_told_after_each_group_and_may_stop_the_run(prepared, monkeypatch):
