@@ -33,6 +33,9 @@ VERSION = 1
 COMPRESS_LEVEL = 1  # a report is written once per scan and read a few times: speed over size
 FLUSH_BYTES = 1 << 18  # lines gathered before one compress call
 READ_CHUNK = 1 << 20
+# The longest line a reader takes: a record is a few KiB (a path is at most 4 KiB, 5.4 KiB in base64); a longer
+# line (a report from an untrusted store, say) is refused before it fills the memory.
+MAX_LINE = 16 << 20
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -165,6 +168,10 @@ class ReportWriter:
         self._state = "closed"
 
 
+class LongLine(FerryError):
+    """A line longer than :data:`MAX_LINE`."""
+
+
 def read_report(source, name=None):
     """A :class:`Report` over a path or a readable binary file object (an HTTP body: read once, in order)."""
     return Report(source, name)
@@ -265,6 +272,11 @@ class Report:
                         for line in lines:
                             number += 1
                             yield number, line
+                        if len(rest) > MAX_LINE:
+                            raise LongLine("%s line %d is longer than %d MiB: not a scan report"
+                                           % (self.name, number + 1, MAX_LINE >> 20))
+                except LongLine:
+                    raise
                 except FerryError as exc:
                     raise FerryError("%s is not a gzip scan report or is damaged: %s" % (self.name, exc))
             if rest:

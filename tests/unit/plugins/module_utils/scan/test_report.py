@@ -199,6 +199,19 @@ def test_bad_lines_are_refused_naming_the_file_and_the_line(tmp_path):
         assert str(path) in str(caught.value), name
 
 
+def test_a_line_longer_than_the_limit_is_refused_before_it_fills_the_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "MAX_LINE", 1 << 20)
+    lines = [line for line in lines_of(write(tmp_path / "good.gz").path) if line]
+    at_limit = tmp_path / "at-limit.gz"  # a line of exactly the limit is read (and refused as not JSON)
+    write_raw(at_limit, lines[:1] + [b"x" * (1 << 20)] + lines[1:])
+    with pytest.raises(FerryError, match="line 2: not JSON"):
+        list(read_report(str(at_limit)).records())
+    endless = tmp_path / "endless.gz"
+    write_raw(endless, lines[:1] + [b"x" * ((1 << 20) + 1) + b"y" * (3 << 20)])
+    with pytest.raises(FerryError, match="endless.gz line 2 is longer than 1 MiB: not a scan report"):
+        list(read_report(str(endless)).records())
+
+
 def test_not_gzip_is_refused(tmp_path):
     path = tmp_path / "plain.jsonl"
     path.write_bytes(b'{"kind":"header"}\n')
