@@ -37,6 +37,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import check_http_params
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import SKIP, attempt_step
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import check_space
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.packages import dpkg_packages, rpm_packages
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import name_of
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.rootfs import (
@@ -848,6 +849,8 @@ def _scan_of(source, header):
 
 def _write(params, root, source, tree, step, checked, previous):
     header, profile, plan, kept = checked
+    # before packages and users: a target too small fails here, not halfway through its files
+    check_space(root, plan.bytes, 0, "the %d file content(s) of the scan" % len(plan.content))
     step.progress(0, total=plan.bytes, unit="bytes", flush=True)
     packages = apply_packages(source.report().packages(), package_mode(params), False)
     users = apply_accounts(root, profile, tree, False) if params["users"] else None

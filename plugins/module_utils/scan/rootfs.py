@@ -369,6 +369,9 @@ class ObjectWriter:
     def feed(self, offset, reader, length, progress):
         """``length`` bytes of the object at ``offset``; True once every byte came."""
         position, end = offset, offset + length
+        if offset < 0 or end > self.size:  # a damaged or hostile source: never write past the report's size
+            raise FerryError("object %s: the source has %d byte(s) at offset %d, past its %d byte(s) in the "
+                             "report: refused" % (self.sha, length, offset, self.size))
         while position < end:
             data = reader.read(min(CHUNK, end - position))
             if not data:

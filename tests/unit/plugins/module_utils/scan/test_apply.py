@@ -335,6 +335,32 @@ def test_an_object_that_does_not_match_its_sha256_is_refused(tmp_path):
     assert tree_listing(tmp_path / "root") == ["etc"]  # the directory, never the file nor its temporary name
 
 
+def test_a_source_giving_more_bytes_than_the_report_says_is_refused_before_writing_them(tmp_path):
+    """A damaged or hostile store part whose member is longer than the object: nothing past the report's size is
+    written (a disk is not filled by a source that lies)."""
+    tree = rootfs.Tree(str(tmp_path / "root"))
+    try:
+        entry = apply.Entry(b"big.bin", dict(regular("big.bin", b"x" * 10), type="file"))
+        writer = rootfs.ObjectWriter(sha(b"x" * 10), 10, [entry]).start(tree)
+        with pytest.raises(FerryError, match="has 1048576 byte.s. at offset 0, past its 10 byte.s. in the report"):
+            writer.feed(0, io.BytesIO(b"x" * (1 << 20)), 1 << 20, lambda _n: None)
+        with pytest.raises(FerryError, match="at offset -1"):
+            writer.feed(-1, io.BytesIO(b"x"), 1, lambda _n: None)
+        writer.abort()
+    finally:
+        tree.close()
+    assert tree_listing(tmp_path / "root") == []
+
+
+def test_a_target_without_room_for_the_contents_fails_before_writing(tmp_path, monkeypatch):
+    src = make_archive(tmp_path, [regular("etc/motd", b"good\n")], [b"good\n"])
+    monkeypatch.setattr("ansible_collections.ferry.migrate.plugins.module_utils.core.staging.free_bytes",
+                        lambda _path: 3)
+    with pytest.raises(FerryError, match="not enough free space in .*the 1 file content.s. of the scan needs 5 B"):
+        apply.run(params(tmp_path, src), False)
+    assert not (tmp_path / "root" / "etc" / "motd").exists()
+
+
 # -- owners, users, deletes, timezone, network ------------------------------------------------------------------
 def test_owners_are_mapped_by_name_through_the_target_root(tmp_path):
     root = tmp_path / "root"
