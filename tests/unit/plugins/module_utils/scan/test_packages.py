@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.scan import packages
 from tests.support.scan_tree import make_prepared_root, prepared_for_tests
+from tests.support.steps import pytest_step_only
 
 
 @pytest.fixture(scope="module")
@@ -445,6 +446,7 @@ def test_the_real_host_packages_match_dpkg_query():
 
 
 @real_dpkg
+@pytest_step_only  # reads every package file of this machine (25 s cold): once is enough
 def test_the_real_host_changes_match_dpkg_verify():
     """The same set of changed paths as ``dpkg --verify`` (missing directories included), counts plausible."""
     counts = {}

@@ -24,18 +24,9 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import F
 from ansible_collections.ferry.migrate.plugins.module_utils.scan import role
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import ReportWriter, name_fields
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.role_yaml import Unsafe, dump
+from tests.support.steps import pytest_step_only
 
 VENV = os.path.dirname(sys.executable)
-# ansible-test units lets a collection's unit tests import only ansible's module_utils (and its ansible-playbook
-# then fails too): what renders with Ansible's Templar or runs ansible-playbook and ansible-lint runs in the pytest
-# step, where the whole of ansible-core is there.
-try:
-    import ansible.parsing.dataloader  # noqa: F401  pylint: disable=unused-import
-    WHOLE_ANSIBLE = True
-except ImportError:
-    WHOLE_ANSIBLE = False
-needs_ansible = pytest.mark.skipif(not WHOLE_ANSIBLE, reason="ansible-core is limited to its module_utils here "
-                                   "(ansible-test units): run by the pytest step")
 JINJA = b"# managed\nvalue = {{ x }}\n{% if y %}on{% endif %}\n{# note #}\n{%- endraw %} {%endraw-%}\n"
 SETUID = b"\x7fELF\0\0binary"
 NEWLINE_NAME = b"etc/odd\nname.conf"
@@ -264,7 +255,7 @@ def test_braces_in_a_path_stay_text(scanned):
     assert (scanned / "roles" / "web01" / "files/opt/app/{{ weird }}.txt").read_bytes() == b"braces in the name\n"
 
 
-@needs_ansible
+@pytest_step_only
 def test_templates_render_verbatim_as_ansible_renders_them(scanned):
     """Ansible's Templar with the template action's settings (trim_blocks on, newline \\n) gives the bytes back."""
     from ansible.parsing.dataloader import DataLoader
@@ -283,7 +274,7 @@ def test_templates_render_verbatim_as_ansible_renders_them(scanned):
 @pytest.mark.parametrize("text", ["", "\n", "{% endraw %}", "a{%endraw%}b{%- endraw -%}\n{%+ endraw +%}",
                                   "{{ '{%' }}", "{% raw %}x{% endraw %}", "\n\n  lead\ntrail  \n\n", "#jinja2: x\n",
                                   "\u00e9\u2028\U0001f600 {# c #} {{ x }} {% if %}"])
-@needs_ansible
+@pytest_step_only
 def test_template_source_renders_to_the_text(text):
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
@@ -294,7 +285,7 @@ def test_template_source_renders_to_the_text(text):
     assert (rendered or "") == text
 
 
-@needs_ansible
+@pytest_step_only
 def test_role_passes_syntax_check_lint_and_applies_verbatim(scanned):
     """ansible-playbook --syntax-check and ansible-lint (production profile) on the role; its template and copy
     tasks' options, run against localhost into a temporary directory, give the scanned bytes and modes."""
@@ -550,7 +541,7 @@ def real_scan(tmp_path_factory):
     return facts, base
 
 
-@needs_ansible
+@pytest_step_only
 def test_real_scan_becomes_a_role_that_lints(real_scan, tmp_path):
     facts, base = real_scan
     result = role.run(params(base, dest=str(tmp_path / "roles" / "rebuilt"), state_dir=str(tmp_path / "s"),
@@ -615,7 +606,7 @@ def test_files_kept_from_others_stay_private_in_the_role(scanned):
     assert not (dest / ".objects").exists()
 
 
-@needs_ansible
+@pytest_step_only
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="{}%#-+ \n\tendraw\u00e9", max_size=60))
 def test_any_text_renders_verbatim(text):
@@ -645,7 +636,7 @@ def test_a_path_listed_twice_is_refused(tmp_path):
     assert os.listdir(str(tmp_path / "roles")) == []
 
 
-@needs_ansible
+@pytest_step_only
 def test_an_empty_scan_of_an_unknown_system_still_lints(tmp_path):
     header = dict(HEADER, system={"distribution": "gentoo", "version": "2.15", "arch": "amd64"}, install_profile={})
     report = write_report(tmp_path / "report.jsonl.gz", [], header=header)
