@@ -160,7 +160,9 @@ step_molecule() {
         rm -rf "$FERRY_MOLECULE_WORKDIR"
         # Molecule remembers "prepared" across runs; the work directory is new, so prepare again.
         molecule reset --scenario-name "$scenario" >/dev/null 2>&1 || true
+        local started=$SECONDS
         molecule test --scenario-name "$scenario" || failed+=("$scenario")
+        log "molecule scenario $scenario: $((SECONDS - started)) s"  # the lane is CI's critical path
     done
     [ ${#failed[@]} -eq 0 ] || die "molecule scenarios failed: ${failed[*]}"
 }
