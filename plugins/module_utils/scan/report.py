@@ -22,6 +22,8 @@ import base64
 import binascii
 import hashlib
 import json
+import queue
+import threading
 import zlib
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import Gunzip
@@ -79,6 +81,9 @@ class ReportWriter:
         self._file_digest = hashlib.sha256()
         self._staged = StagedFile.create(path) if path is not None else None
         self._deflate = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, 31)
+        self._queue = queue.Queue(maxsize=1)
+        self._thread = None
+        self._error = None
         self._pending = []
         self._pending_bytes = 0
         self._state = "new"
@@ -135,11 +140,39 @@ class ReportWriter:
             self._flush()
 
     def _flush(self, final=False):
-        data = self._deflate.compress(b"".join(self._pending))
+        """Hand the gathered lines to the deflate thread (zlib and hashlib let go of the GIL: the walk goes on
+        meanwhile); at most one batch waits, so memory stays a few batches."""
+        data, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._deflate_loop, name="ferry-report", daemon=True)
+            self._thread.start()
+        self._queue.put((data, final))
+        if final:
+            self._stop_thread()
+        if self._error is not None:
+            raise self._error  # a full disk, say: the writer stops here
+
+    def _deflate_loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._deflate_and_write(*item)
+                except BaseException as exc:  # pylint: disable=broad-exception-caught
+                    self._error = exc  # raised by the writer's thread at its next flush
+
+    def _stop_thread(self):
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _deflate_and_write(self, data, final):
+        data = self._deflate.compress(data)
         if final:
             data += self._deflate.flush()
-        self._pending = []
-        self._pending_bytes = 0
         if data:
             self._file_digest.update(data)
             if self._staged is not None:
@@ -163,6 +196,7 @@ class ReportWriter:
         return self.sha256
 
     def abort(self):
+        self._stop_thread()  # the batches handed over are written first: the file is then removed
         if self._staged is not None:
             self._staged.abort()
         self._state = "closed"

@@ -37,6 +37,7 @@ __metaclass__ = type
 
 import base64
 import hashlib
+import operator
 import os
 import stat
 import struct
@@ -133,17 +134,24 @@ def _sha256(path):
 
 
 # -- the stat cache ------------------------------------------------------------------------------------------
-_CACHE_MAGIC = b"ferry-statcache 1\n"
-# size, mtime_ns, ctime_ns, ino, the scan root's number, the path's length; then the path, the digest
-_ROW = struct.Struct("<QqqQHH")
+_CACHE_MAGIC = b"ferry-statcache 2\n"
+# size, mtime_ns, ctime_ns, ino, the scan root's number, the path's length, the line's length; then the path, the
+# digest and the file's report line (files with one link: a rescan reuses it rather than build it again)
+_ROW = struct.Struct("<QqqQHHI")
 
 
-def cache_row(section, rel, size, mtime_ns, ctime_ns, ino, sha):
-    return _ROW.pack(size, mtime_ns, ctime_ns, ino, section, len(rel)) + rel + bytes.fromhex(sha)
+def cache_row(section, rel, size, mtime_ns, ctime_ns, ino, sha, line=b""):
+    return _ROW.pack(size, mtime_ns, ctime_ns, ino, section, len(rel), len(line)) + rel + bytes.fromhex(sha) + line
+
+
+_NAME = operator.attrgetter("name")  # a directory's entries in byte order of names (attrgetter: no Python call)
+_LINE_MOST = 1 << 16  # a report line of a file: its path (4 KiB, 5.4 KiB in base64) and ~300 bytes of fields
+_ROW_MOST = _ROW.size + 65536 + 32 + _LINE_MOST
 
 
 def row_sha256(row):
-    return row[-32:].hex()
+    start = _ROW.size + _ROW.unpack_from(row)[5]
+    return row[start:start + 32].hex()
 
 
 class StatCache:
@@ -153,7 +161,12 @@ class StatCache:
     """
 
     def __init__(self, path, resume=None):
-        self.rows = self._chained(resume, path) if path else iter(())
+        self.passed = self.differed = 0  # rows passed over (files gone), rows of changed files
+        self.resumed = bool(resume)
+        if not path:
+            self.rows = iter(())
+        else:  # no generator in between without a resume: one row a file on the rescan's hot path
+            self.rows = self._chained(resume, path) if resume else self._rows(path)
         self.current = next(self.rows, None)
         self.current_key = None
 
@@ -183,28 +196,34 @@ class StatCache:
                 return
             data, offset = b"", 0
             while True:
-                if len(data) - offset < _ROW.size + 65536 + 32:
+                if len(data) - offset < _ROW_MOST:
                     data = data[offset:] + handle.read(1 << 20)
                     offset = 0
                 if len(data) - offset < _ROW.size:
                     return
-                size, mtime, ctime, ino, section, length = _ROW.unpack_from(data, offset)
+                size, mtime, ctime, ino, section, length, line = _ROW.unpack_from(data, offset)
                 end = offset + _ROW.size + length
-                if len(data) < end + 32:
-                    return
-                yield section, data[offset + _ROW.size:end], (size, mtime, ctime, ino), data[offset:end + 32]
-                offset = end + 32
+                stop = end + 32 + line
+                if len(data) < stop or line > _LINE_MOST:
+                    return  # cut, or damaged: the rest is no cache
+                yield (section, data[offset + _ROW.size:end], (size, mtime, ctime, ino), data[offset:stop],
+                       data[end + 32:stop])
+                offset = stop
 
     def lookup(self, section, rel, key):
-        """The cache row (bytes, :func:`cache_row`) of ``rel`` (walked from the scan root number ``section``) when
-        the cache has it with the same (size, mtime_ns, ctime_ns, ino) ``key``; its sha256 is ``row_sha256(row)``.
+        """``(row, line)``: the cache row (bytes, :func:`cache_row`) of ``rel`` (walked from the scan root number
+        ``section``) when the cache has it with the same (size, mtime_ns, ctime_ns, ino) ``key``, and the report line
+        it keeps (bytes, may be empty); its sha256 is ``row_sha256(row)``.
         """
         wanted = None
         while self.current is not None:
-            number, path, stamp, row = self.current
+            number, path, stamp, row, line = self.current
             if path == rel and number == section:
                 self._advance()
-                return row if stamp == key else None
+                if stamp == key:
+                    return row, line
+                self.differed += 1
+                return None
             if self.current_key is None:
                 self.current_key = (number,) + walk_key(path)
             if wanted is None:
@@ -212,11 +231,18 @@ class StatCache:
             if self.current_key > wanted:
                 return None
             self._advance()
+            self.passed += 1
         return None
 
     def _advance(self):
         self.current = next(self.rows, None)
         self.current_key = None
+
+    def unchanged(self):
+        """Whether every row was looked up, in order, with the same stamp and nothing else (after a walk whose
+        rows were all taken verbatim, the new cache would be this one byte for byte)."""
+        return self.passed == 0 and self.differed == 0 and self.resumed is False and \
+            next(self.rows, None) is None and self.current is None
 
 
 def partial_name(cache):
@@ -265,6 +291,8 @@ class Walk:
         self.users = users or {}
         self.groups = groups or {}
         self.cache = StatCache(cache_in, cache_resume)
+        self._cache_in = cache_in
+        self._reused = self._written = 0  # cache rows taken verbatim, and all rows written
         self.cache_out = cache_out
         self.hash_workers = max(1, hash_workers)
         self.batch_files = batch_files
@@ -292,10 +320,15 @@ class Walk:
             for batch, results in run_ordered(hash_files, work, self.hash_workers):
                 self._finish(batch, results)
                 if staged is not None and batch.cache:
+                    self._written += len(batch.cache)
                     staged.write(b"".join(batch.cache))
                     staged.handle.flush()  # a killed scan's rows are there for the next one (see partial_name)
                 yield batch
-            if staged is not None:
+            if staged is None:
+                return
+            if self._cache_in == self.cache_out and self._reused == self._written and self.cache.unchanged():
+                staged.abort()  # the same cache byte for byte: the one there stays (no write-back, no fsync)
+            else:
                 staged.commit()
         finally:
             if staged is not None and not staged.published:
@@ -336,7 +369,7 @@ class Walk:
         the batches it fills."""
         try:
             with os.scandir(abs_dir) as listing:
-                entries = sorted(listing, key=_name)
+                entries = sorted(listing, key=_NAME)
         except OSError as exc:
             self.counts["skipped"]["unreadable"] += 1
             self.warn("%s: %s" % (readable(os.fsdecode(abs_dir)), exc.strerror))
@@ -403,47 +436,63 @@ class Walk:
         return text
 
     def _file(self, rel, path, info):
-        """A regular file's line (the hot path of a rescan: one format, one cache lookup)."""
+        """A regular file's line (the hot path of a rescan: one cache lookup, and the cached line when it holds)."""
         size = info.st_size
         lines = self._batch.lines
         counts = self.counts
-        head = '{"kind":"file",%s,"type":"file","mode":%d,%s,"size":%d,"mtime_ns":%d,"sha256":"' % (
-            _name_field("path", rel), info.st_mode & 0o7777,
-            self._ids.get((info.st_uid, info.st_gid)) or self._owner(info.st_uid, info.st_gid), size, info.st_mtime_ns)
-        tail = '","sparse":true' if info.st_blocks * 512 < size else '"'
         counts["files"] += 1
-        group = None
-        if info.st_nlink > 1:
-            key = (info.st_dev, info.st_ino)
-            group = self._links.get(key)
-            if group is not None:  # a later path of a file seen: its first path carries the content
-                tail += ',"link_group":%d%s' % (group[0], _ADDED)
-                if group[1] is None:
-                    self._batch.holes.append((len(lines), group, None))
-                    lines.append([head, tail])
-                else:
-                    lines.append(head + group[1] + tail)
-                return
-            group = self._links[key] = [len(self._links) + 1, None]
-            tail += ',"link_group":%d' % group[0]
-        tail += _ADDED
+        ids = self._ids.get((info.st_uid, info.st_gid)) or self._owner(info.st_uid, info.st_gid)
+        if info.st_nlink == 1:
+            counts["bytes"] += size
+            hit = self.cache.lookup(self._section, rel, (size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
+            if hit is not None and hit[1]:
+                line = hit[1].decode("ascii")
+                if ids in line:  # the same owner names (the scanned root's passwd may have changed since)
+                    counts["cached"] += 1
+                    lines.append(line)
+                    self._batch.cache.append(hit[0])
+                    self._reused += 1
+                    return
+            self._content(rel, path, info, ids, None, hit, _after_sha(info) + _ADDED)
+            return
+        key = (info.st_dev, info.st_ino)
+        group = self._links.get(key)
+        if group is not None:  # a later path of a file seen: its first path carries the content
+            head, tail = _head(rel, info, ids), _after_sha(info) + ',"link_group":%d%s' % (group[0], _ADDED)
+            if group[1] is None:
+                self._batch.holes.append((len(lines), group, None))
+                lines.append([head, tail])
+            else:
+                lines.append(head + group[1] + tail)
+            return
         counts["bytes"] += size
-        stamp = (size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        row = self.cache.lookup(self._section, rel, stamp)
-        if row is not None:
-            sha = row_sha256(row)
-            counts["cached"] += 1
+        group = self._links[key] = [len(self._links) + 1, None]
+        hit = self.cache.lookup(self._section, rel, (size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
+        self._content(rel, path, info, ids, group, hit, _after_sha(info) + ',"link_group":%d%s' % (group[0], _ADDED))
+
+    def _content(self, rel, path, info, ids, group, hit, tail):
+        """The line of a file whose cached line does not serve: its digest from the cache row ``hit``, or a hole
+        the hashing fills. A file of one link (``group`` None) keeps its line in the new cache row."""
+        head = _head(rel, info, ids)
+        batch, lines = self._batch, self._batch.lines
+        stamp = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        if hit is not None:
+            sha = row_sha256(hit[0])
+            self.counts["cached"] += 1
             if group is not None:
                 group[1] = sha
             lines.append(head + sha + tail)
-            self._batch.cache.append(row)
+            batch.cache.append(self._row(rel, stamp, sha, None if group is not None else head + sha + tail))
             return
-        batch = self._batch
-        batch.holes.append((len(lines), len(batch.paths), (len(batch.cache), group, size)))
+        batch.holes.append((len(lines), len(batch.paths), (len(batch.cache), group, info.st_size)))
         batch.cache.append([self._section, rel, stamp])
         batch.paths.append(path)
-        batch.bytes += size  # a file as big as a batch ends it: the next files go to another worker
+        batch.bytes += info.st_size  # a file as big as a batch ends it: the next files go to another worker
         lines.append([head, tail])
+
+    def _row(self, rel, stamp, sha, line):
+        return cache_row(self._section, rel, stamp[0], stamp[1], stamp[2], stamp[3], sha,
+                         line.encode("ascii") if line else b"")
 
     def _unreadable(self, path, exc):
         self.counts["skipped"]["unreadable"] += 1
@@ -470,7 +519,9 @@ class Walk:
                 else:
                     self.counts["hashed"] += 1
                     section, rel, stamp = batch.cache[cache_index]
-                    batch.cache[cache_index] = cache_row(section, rel, stamp[0], stamp[1], stamp[2], stamp[3], sha)
+                    line = b"" if group is not None else (head + sha + tail).encode("ascii")  # one link: kept
+                    batch.cache[cache_index] = cache_row(section, rel, stamp[0], stamp[1], stamp[2], stamp[3], sha,
+                                                         line)
                     if group is not None:
                         group[1] = sha
             if sha is None:
@@ -482,8 +533,14 @@ class Walk:
         batch.paths = batch.holes = None
 
 
-def _name(entry):
-    return entry.name
+def _head(rel, info, ids):
+    """A regular file's line up to its digest."""
+    return '{"kind":"file",%s,"type":"file","mode":%d,%s,"size":%d,"mtime_ns":%d,"sha256":"' % (
+        _name_field("path", rel), info.st_mode & 0o7777, ids, info.st_size, info.st_mtime_ns)
+
+
+def _after_sha(info):
+    return '","sparse":true' if info.st_blocks * 512 < info.st_size else '"'
 
 
 def _name_field(key, raw):

@@ -139,6 +139,25 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     assert os.listdir(str(tmp_path)) == []
 
 
+def test_a_write_that_fails_in_the_deflate_thread_stops_the_writer_and_leaves_nothing(tmp_path, monkeypatch):
+    """The compressed lines are written by a thread beside the walk: its failure (a full disk) is raised in the
+    writer's own thread at the next flush or at close, and the temporary file goes."""
+    calls = []
+
+    def full(self, data):
+        calls.append(len(data))
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("ansible_collections.ferry.migrate.plugins.module_utils.core.staging.StagedFile.write", full)
+    path = tmp_path / "report.jsonl.gz"
+    with pytest.raises(OSError, match="No space left"):
+        with ReportWriter(str(path)) as writer:
+            writer.header({"root": "/"})
+            for number in range(20000):  # several flushes of 256 KiB
+                writer.file({"path": "file-%06d" % number, "type": "file", "size": number})
+            writer.close(COUNTS)
+    assert os.listdir(str(tmp_path)) == [] and len(calls) == 1
+
+
 def test_records_go_between_the_header_and_the_summary(tmp_path):
     with ReportWriter(None) as writer:
         with pytest.raises(ValueError):

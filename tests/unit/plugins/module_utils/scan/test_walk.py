@@ -189,6 +189,47 @@ def test_an_unchanged_file_is_not_read_again(tree, tmp_path, monkeypatch):
     assert found[b"etc/app.conf"]["sha256"] == hashlib.sha256(b"changed\n").hexdigest()
 
 
+def test_a_rescan_reuses_cached_lines_only_while_the_owner_names_are_the_same(tmp_path):
+    """A file of one link keeps its whole report line in the cache; a rescan reuses it as it is, unless the scanned
+    root's names for its owner changed since (the line is made again) - the same lines as a scan without a cache."""
+    make(tmp_path / "root", b"etc/a.conf", b"a" * 100)
+    make(tmp_path / "root", b"etc/b.conf", b"b" * 100)
+    os.chown(str(tmp_path / "root" / "etc" / "b.conf"), 1001, 1500)
+    root, cache = str(tmp_path / "root"), str(tmp_path / "c")
+    names = dict(users={0: "root", 1001: "alice"}, groups={0: "root", 1500: "devs"})
+    records(Walk(root, cache_in=cache, cache_out=cache, **names))
+    again = Walk(root, cache_in=cache, cache_out=cache, **names)
+    assert records(again) == records(Walk(root, **names)) and again.counts["cached"] == 2
+    renamed = dict(users={0: "root", 1001: "alicia"}, groups={0: "root", 1500: "devs"})
+    found = by_path(records(Walk(root, cache_in=cache, cache_out=cache, **renamed)))
+    assert found[b"etc/b.conf"]["owner"] == "alicia" and found[b"etc/a.conf"]["owner"] == "root"
+    assert records(Walk(root, cache_in=cache, **renamed)) == records(Walk(root, **renamed))
+
+
+def test_the_cache_of_an_unchanged_tree_is_not_written_again(tmp_path):
+    """Every row taken verbatim, none passed over: the cache there is the new one byte for byte and stays (no
+    write-back, no fsync); a changed, a new or a removed file makes a new cache."""
+    for number in range(30):
+        make(tmp_path / "root", b"d/f%02d" % number, b"%d" % number)
+    root, cache = str(tmp_path / "root"), str(tmp_path / "c")
+    records(Walk(root, cache_in=cache, cache_out=cache))
+    before = os.stat(cache)
+    records(Walk(root, cache_in=cache, cache_out=cache))
+    after = os.stat(cache)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert sorted(os.listdir(str(tmp_path))) == ["c", "root"]  # no partial left either
+    for change in (lambda: make(tmp_path / "root", b"d/f03", b"changed"),
+                   lambda: make(tmp_path / "root", b"d/new", b"new"),
+                   lambda: os.unlink(os.path.join(root, "d/f07"))):
+        change()
+        records(Walk(root, cache_in=cache, cache_out=cache))
+        assert os.stat(cache).st_ino != before.st_ino
+        before = os.stat(cache)
+        again = Walk(root, cache_in=cache, cache_out=cache)
+        assert records(again) == records(Walk(root)) and again.counts["hashed"] == 0
+        assert os.stat(cache).st_ino == before.st_ino
+
+
 def test_a_cache_hit_is_believed_without_reading_the_file(tree, tmp_path):
     """The cache says what a file with this path, size, mtime, ctime and inode holds: the content is not read."""
     path = os.path.join(os.fsencode(str(tree)), b"etc/app.conf")
@@ -257,13 +298,13 @@ def test_several_roots_are_cached_each(tree, tmp_path):
 
 
 def test_the_cache_merge_join_skips_rows_of_files_gone_and_misses_new_ones(tmp_path):
-    rows = [(0, name, (1, 2, 3, 4), "%064x" % n) for n, name in enumerate([b"a", b"c", b"d/x", b"d/y"])]
+    rows = [(0, name, (1, 2, 3, 4), "%064x" % n, b"") for n, name in enumerate([b"a", b"c", b"d/x", b"d/y"])]
     cache = StatCache(None)
     cache.rows = iter(rows)
     cache._advance()
     assert cache.lookup(0, b"b", (1, 2, 3, 4)) is None
-    assert cache.lookup(0, b"c", (1, 2, 3, 4)) == "%064x" % 1
-    assert cache.lookup(0, b"d/y", (1, 2, 3, 4)) == "%064x" % 3  # the rows here stand for the stored bytes
+    assert cache.lookup(0, b"c", (1, 2, 3, 4)) == ("%064x" % 1, b"")
+    assert cache.lookup(0, b"d/y", (1, 2, 3, 4)) == ("%064x" % 3, b"")  # the rows here stand for the stored bytes
     assert cache.lookup(1, b"a", (1, 2, 3, 4)) is None and cache.current is None
 
 
@@ -320,7 +361,7 @@ def test_200k_cache_rows_and_report_lines_in_bounded_memory(tmp_path):
     try:
         reader = StatCache(str(cache))
         hits = sum(1 for n in range(200000) if walk_module.row_sha256(
-            reader.lookup(0, b"dir%03d/file%06d" % (n // 1000, n), (n, n, n, n))) == "ab" * 32)
+            reader.lookup(0, b"dir%03d/file%06d" % (n // 1000, n), (n, n, n, n))[0]) == "ab" * 32)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
