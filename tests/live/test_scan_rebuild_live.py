@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import name_of, read_report
 from ansible_collections.ferry.migrate.plugins.modules import host_scan, overlay_apply, scan_upload
+from tests.support.module_docs import with_defaults
 from tests.support.scan_tree import make_prepared_root
 from tests.support.tree_compare import covered_differences
 
@@ -28,12 +29,6 @@ def oracle(source, target, facts):
     return covered_differences(str(source), str(target), facts, allow_extra=ACCOUNT_FILES)
 
 
-def defaults(module, **values):
-    base = dict((name, option.get("default")) for name, option in module.argument_spec().items())
-    base.update(values)
-    return base
-
-
 @pytest.fixture
 def store(servers):
     """A fresh instance in the store, removed afterwards."""
@@ -44,20 +39,20 @@ def store(servers):
 
 
 def scan(root, report, state):
-    return host_scan.run(defaults(host_scan, root=str(root), dest=str(report), state_dir=str(state), hash_workers=2),
-                         False)
+    params = with_defaults(host_scan, root=str(root), dest=str(report), state_dir=str(state), hash_workers=2)
+    return host_scan.run(params, False)
 
 
 def upload(report, store, state):
-    return scan_upload.run(defaults(scan_upload, report=str(report), url=store["url"], instance=store["instance"],
-                                    url_username=store["user"], url_password=store["password"], part_size=MiB,
-                                    retries=1, timeout=30, state_dir=str(state)), False)
+    return scan_upload.run(with_defaults(scan_upload, report=str(report), url=store["url"], instance=store["instance"],
+                                         url_username=store["user"], url_password=store["password"], part_size=MiB,
+                                         retries=1, timeout=30, state_dir=str(state)), False)
 
 
 def rebuild(root, store, state, **values):
-    params = defaults(overlay_apply, root=str(root), url=store["url"], instance=store["instance"],
-                      url_username=store["user"], url_password=store["password"], retries=1, timeout=30,
-                      state_dir=str(state))
+    params = with_defaults(overlay_apply, root=str(root), url=store["url"], instance=store["instance"],
+                           url_username=store["user"], url_password=store["password"], retries=1, timeout=30,
+                           state_dir=str(state))
     params.update(values)
     return overlay_apply.run(params, False)
 

@@ -16,18 +16,13 @@ import pytest
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.httpclient import ConnectionFailed, HttpError
 from ansible_collections.ferry.migrate.plugins.modules import host_scan, scan_upload
+from tests.support.module_docs import with_defaults
 from tests.support.scan_objects import sha
 from tests.support.scan_tree import make_prepared_root
 
 MiB = 1 << 20
 LAYOUT = re.compile(r"\A(content\.jsonl\.gz|latest\.json|scans/[0-9a-f]{16}/"
                     r"(report\.jsonl\.gz|part-[0-9]{5}\.tar|overlay\.jsonl\.gz|complete\.json))\Z")
-
-
-def defaults(module, **values):
-    base = dict((name, option.get("default")) for name, option in module.argument_spec().items())
-    base.update(values)
-    return base
 
 
 @pytest.fixture
@@ -55,14 +50,14 @@ def scanned(tmp_path_factory):
 
 
 def scan(root, report, state):
-    return host_scan.run(defaults(host_scan, root=str(root), dest=str(report), state_dir=str(state), hash_workers=2),
-                         False)
+    params = with_defaults(host_scan, root=str(root), dest=str(report), state_dir=str(state), hash_workers=2)
+    return host_scan.run(params, False)
 
 
 def upload(scanned, store, instance, state, check_mode=False, **values):
-    params = defaults(scan_upload, report=str(scanned["report"]), url=store["url"], instance=instance,
-                      url_username=store["user"], url_password=store["password"], part_size=MiB, retries=1,
-                      timeout=20, state_dir=str(state))
+    params = with_defaults(scan_upload, report=str(scanned["report"]), url=store["url"], instance=instance,
+                           url_username=store["user"], url_password=store["password"], part_size=MiB, retries=1,
+                           timeout=20, state_dir=str(state))
     params.update(values)
     return scan_upload.run(params, check_mode)
 

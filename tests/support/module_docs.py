@@ -25,3 +25,10 @@ def assert_documentation_matches_the_spec(module, fragments, secrets=()):
         assert spec[secret]["no_log"] is True, secret
     yaml.safe_load(module.EXAMPLES)
     return yaml.safe_load(module.RETURN)
+
+
+def with_defaults(module, **values):
+    """A module's parameters as Ansible hands them to ``run``: every option at its default, then ``values``."""
+    params = dict((name, option.get("default")) for name, option in module.argument_spec().items())
+    params.update(values)
+    return params
