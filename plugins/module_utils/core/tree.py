@@ -39,6 +39,8 @@ A job's contract:
 
 :func:`run_ordered` is the pool for a caller that wants results in the order of its items while it feeds the pool
 as it goes (the host scan's hashing: an item without work passes straight through, in its turn).
+:class:`ForkedWorkers` is for many small jobs whose results are taken in an order of the caller's (the host scan
+lists a directory a job): forked processes over plain pipes, no threads.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -51,6 +53,7 @@ import multiprocessing
 import os
 import time
 import zlib
+from multiprocessing.connection import Connection
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     SAMPLE_LIMIT,
@@ -324,6 +327,125 @@ def run_ordered(function, items, workers, ahead=None):
         if pool is not None:  # an error or a stop: the workers' work is not wanted any more
             pool.terminate()
             pool.join()
+
+
+class ForkedWorkers:
+    """``count`` forked processes running ``function`` on the jobs given, each over its own pair of pipes: no
+    thread in the parent and no queue between (a ``multiprocessing`` pool costs ~0.1 ms a job in its threads; the
+    host scan's rescan gives one job a directory). :meth:`submit` gives a ticket, :meth:`result` its result, in any
+    order (the results a worker gave before it are kept until asked for). An exception in ``function`` is raised by
+    :meth:`result`. Use as a context manager: the workers are stopped at the end, killed on an error.
+    """
+
+    def __init__(self, function, count):
+        self.function = function
+        self.workers = []  # [pid, connection, tickets waiting]
+        self.done = {}
+        self.next_ticket = 0
+        for _number in range(count):
+            self._start()
+
+    def _start(self):
+        jobs_read, jobs_write = os.pipe()
+        results_read, results_write = os.pipe()
+        _widen_pipe(results_write)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; its coverage is the parent's results
+            os.close(jobs_write)
+            os.close(results_read)
+            for _pid, connection, _tickets in self.workers:
+                connection.close()
+            self._serve(Connection(jobs_read, writable=False), Connection(results_write, readable=False))
+        os.close(jobs_read)
+        os.close(results_write)
+        self.workers.append([pid, _Duplex(Connection(results_read, writable=False),
+                                          Connection(jobs_write, readable=False)), collections.deque()])
+
+    def _serve(self, jobs, results):  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            while True:
+                try:
+                    job = jobs.recv()
+                except EOFError:
+                    break
+                try:
+                    results.send((True, self.function(job)))
+                except Exception as exc:  # pylint: disable=broad-exception-caught
+                    results.send((False, exc))
+        except BaseException:  # pylint: disable=broad-exception-caught
+            code = 1
+        finally:
+            os._exit(code)  # never the parent's atexit handlers nor its buffers
+
+    def submit(self, job):
+        """Give ``job`` to the worker with the fewest jobs waiting; returns its ticket."""
+        worker = min(self.workers, key=lambda found: len(found[2]))
+        ticket = self.next_ticket
+        self.next_ticket += 1
+        worker[1].send(job)
+        worker[2].append(ticket)
+        return ticket, worker
+
+    def result(self, ticket):
+        ticket, worker = ticket
+        while ticket not in self.done:
+            if not worker[2]:
+                raise FerryError("a worker lost the job it was given")
+            try:
+                self.done[worker[2].popleft()] = worker[1].recv()
+            except EOFError:
+                raise FerryError("a worker process ended before it gave its result")
+        ok, value = self.done.pop(ticket)
+        if not ok:
+            raise value
+        return value
+
+    def close(self, kill=False):
+        for pid, connection, _tickets in self.workers:
+            connection.close()
+            if kill:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        for pid, _connection, _tickets in self.workers:
+            os.waitpid(pid, 0)
+        self.workers = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, _exc, _tb):
+        self.close(kill=exc_type is not None)
+
+
+def _widen_pipe(fd, size=1 << 20):
+    """A worker's results pipe holds 1 MiB (Linux; 64 KiB by default): a worker runs on while the parent reads
+    another one's result, instead of waiting with its own half-sent."""
+    try:
+        import fcntl  # pylint: disable=import-outside-toplevel
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (ImportError, OSError):
+        pass  # a smaller pipe only costs some waiting
+
+
+class _Duplex:
+    """A worker's two pipes as one connection: jobs go out on one, results come back on the other."""
+
+    def __init__(self, incoming, outgoing):
+        self.incoming = incoming
+        self.outgoing = outgoing
+
+    def send(self, value):
+        self.outgoing.send(value)
+
+    def recv(self):
+        return self.incoming.recv()
+
+    def close(self):
+        self.outgoing.close()
+        self.incoming.close()
 
 
 def run_tree(job, pending, totals, log, group_size=16, workers=1, log_done=True, step=None, stop_check=None):

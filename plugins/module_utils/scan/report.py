@@ -22,7 +22,9 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import queue
+import tempfile
 import threading
 import zlib
 
@@ -34,6 +36,9 @@ FORMAT = "ferry-scan"
 VERSION = 1
 COMPRESS_LEVEL = 1  # a report is written once per scan and read a few times: speed over size
 FLUSH_BYTES = 1 << 18  # lines gathered before one compress call
+# A writer that may keep the report there (a rescan) holds its lines back, uncompressed in a temporary file, up to
+# this much: an unchanged report is then never deflated; a changed one is deflated at the end (or from here on).
+SPOOL_MOST = 32 << 20
 READ_CHUNK = 1 << 20
 # The longest line a reader takes: a record is a few KiB (a path is at most 4 KiB, 5.4 KiB in base64); a longer
 # line (a report from an untrusted store, say) is refused before it fills the memory.
@@ -67,7 +72,8 @@ class ReportWriter:
 
     ``path`` None: nothing is written (check mode); the content digest is still computed. ``unless_content``: a
     content digest (the report at ``path`` now): a report of that same content is not published, the file there
-    stays (``kept``). Use as a context manager, or call :meth:`abort` on failure: nothing half-written stays.
+    stays (``kept``); its first :data:`SPOOL_MOST` bytes are held back undeflated until that is known. Use as a
+    context manager, or call :meth:`abort` on failure: nothing half-written stays.
     """
 
     def __init__(self, path, unless_content=None):
@@ -86,6 +92,8 @@ class ReportWriter:
         self._error = None
         self._pending = []
         self._pending_bytes = 0
+        self._spool = None
+        self._spooling = path is not None and unless_content is not None
         self._state = "new"
 
     def __enter__(self):
@@ -110,11 +118,11 @@ class ReportWriter:
         self._record("file", record)
 
     def file_lines(self, lines, count):
-        """File records the walk made as JSON text (``scan/walk.py``): ``count`` lines, each ending in a newline
-        (empty strings skipped)."""
+        """File records the walk made as JSON text (``scan/walk.py``): ``count`` lines in ``lines`` (bytes, ASCII;
+        an item may hold several lines, each ending in a newline; empty ones are skipped)."""
         self._check_open()
         self.records += count
-        data = "".join(lines).encode("ascii")
+        data = b"".join(lines)
         self._content.update(data)
         self._pending.append(data)
         self._pending_bytes += len(data)
@@ -141,8 +149,38 @@ class ReportWriter:
 
     def _flush(self, final=False):
         """Hand the gathered lines to the deflate thread (zlib and hashlib let go of the GIL: the walk goes on
-        meanwhile); at most one batch waits, so memory stays a few batches."""
+        meanwhile); at most one batch waits, so memory stays a few batches. While spooling, into the spool."""
         data, self._pending, self._pending_bytes = b"".join(self._pending), [], 0
+        if self._spooling:
+            if self._spool is None:
+                self._spool = tempfile.TemporaryFile(dir=os.path.dirname(self.path) or ".")
+            self._spool.write(data)
+            if self._spool.tell() < SPOOL_MOST:
+                return
+            self._unspool()
+            data = b""
+        self._hand_over(data, final)
+
+    def _unspool(self):
+        """What was held back, to the deflate thread; no spooling from now on."""
+        self._spooling = False
+        spool, self._spool = self._spool, None
+        if spool is None:
+            return
+        with spool:
+            spool.seek(0)
+            for data in iter(lambda: spool.read(READ_CHUNK), b""):
+                self._hand_over(data, False)
+
+    def _drop_spool(self):
+        self._spooling = False
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _hand_over(self, data, final):
+        if self._staged is None:
+            return  # check mode: only the content digest is wanted
         if self._thread is None:
             self._thread = threading.Thread(target=self._deflate_loop, name="ferry-report", daemon=True)
             self._thread.start()
@@ -179,23 +217,28 @@ class ReportWriter:
                 self._staged.write(data)
 
     def close(self, counts):
-        """Write the summary, publish the file (fsync, rename; not when ``kept``) and return its SHA-256."""
+        """Write the summary, publish the file (fsync, rename) and return its SHA-256; None when ``kept`` (the file
+        there is the report) or nothing is written."""
         self._check_open()
         self.content_sha256 = self._content.hexdigest()
         self._line({"kind": "summary", "counts": counts, "records": self.records,
                     "content_sha256": self.content_sha256}, digest=False)
-        self._flush(final=True)
-        self.sha256 = self._file_digest.hexdigest()
-        if self._staged is not None and self.content_sha256 == self.unless_content:
-            self._staged.abort()
+        if self.content_sha256 == self.unless_content and self._staged is not None:
+            self._pending = []  # the report there stays: what was held back is never deflated
+            self.abort()
             self.kept = True
-        elif self._staged is not None:
+            return None
+        self._unspool()
+        self._flush(final=True)
+        if self._staged is not None:
+            self.sha256 = self._file_digest.hexdigest()
             self._staged.set_mode(0o600)
             self._staged.commit()
         self._state = "closed"
         return self.sha256
 
     def abort(self):
+        self._drop_spool()
         self._stop_thread()  # the batches handed over are written first: the file is then removed
         if self._staged is not None:
             self._staged.abort()

@@ -22,13 +22,22 @@ first, so a directory's record comes before its content) and gives the report's 
 * ``sparse`` when ``st_blocks * 512 < size``; owner and group names from the maps given (the SCANNED root's
   etc/passwd and etc/group, ``scan/system.py``).
 
-Content: a file whose (path, size, mtime_ns, ctime_ns, ino) is in the stat cache of the previous scan is not
-read again (:class:`StatCache`: written in walk order, read as a merge-join: no table of every path in memory);
-the others are hashed on ``hash_workers`` forked processes (``core/tree.py`` :func:`run_ordered`) in batches
-bounded by files and by bytes, so that big files spread over the workers. A batch needing no hashing never
-goes to the pool. The new cache is written as the batches go (``<cache>.partial``, flushed per batch) and published
-only when the walk ends; a stopped or killed walk leaves it, and the next one reads its rows first (they are a
-prefix of the walk), then the complete cache's rows after them (:func:`partial_name`).
+Listing: with ``hash_workers`` above 1, directories are listed on as many forked processes
+(``core/tree.py`` :class:`ForkedWorkers`, a directory a job, the next ones of the walk listed ahead): a worker
+lists, ``lstat`` s each entry relative to the directory's fd, and gives back the report lines it can make (dirs,
+symlinks, files the cache answers) with the files the walk must finish; the parent merges the listings in walk
+order. Memory: the listings ahead, each as big as its directory.
+
+Content: a file whose (size, mtime_ns, ctime_ns, ino) under its name is in the stat cache of the previous scan
+is not read again, and a file of one link whose owner names are the same takes its cached report line as it is.
+The cache is blocks of rows by directory (:class:`CacheIndex` reads only the block headers: one entry a
+directory; a directory's rows are read by whoever lists it). The others are hashed on ``hash_workers`` forked
+processes (:func:`run_ordered`) in batches bounded by files and by bytes, so that big files spread over the
+workers; a batch needing no hashing never goes to the pool. The new cache (:class:`CacheWriter`) is written as
+the batches go (``<cache>.partial``, flushed per batch) and published only when the walk ends; a directory whose
+rows are the old ones is copied as it is, and a rescan that changes no byte of it writes nothing. A stopped or
+killed walk leaves the partial cache, and the next one reads its rows over the complete cache's
+(:func:`partial_name`).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,7 +46,6 @@ __metaclass__ = type
 
 import base64
 import hashlib
-import operator
 import os
 import stat
 import struct
@@ -49,13 +57,16 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     readable,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile
-from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import run_ordered
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import ForkedWorkers, run_ordered
 
 BATCH_FILES = 1024  # files a batch at most
 BATCH_BYTES = 64 << 20  # bytes to hash a batch at most (a bigger file is a batch alone)
+BLOCK_ROWS = 1024  # cache rows a block at most
+LIST_AHEAD = 8  # directories a worker lists ahead of the walk
 SKIPPED = ("fifo", "socket", "char", "block", "unreadable")
 _SKIP_KIND = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "char", stat.S_IFBLK: "block"}
 _ADDED = ',"package":null,"change":"added"}\n'
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
@@ -134,115 +145,228 @@ def _sha256(path):
 
 
 # -- the stat cache ------------------------------------------------------------------------------------------
-_CACHE_MAGIC = b"ferry-statcache 2\n"
-# size, mtime_ns, ctime_ns, ino, the scan root's number, the path's length, the line's length; then the path, the
-# digest and the file's report line (files with one link: a rescan reuses it rather than build it again)
-_ROW = struct.Struct("<QqqQHHI")
-
-
-def cache_row(section, rel, size, mtime_ns, ctime_ns, ino, sha, line=b""):
-    return _ROW.pack(size, mtime_ns, ctime_ns, ino, section, len(rel), len(line)) + rel + bytes.fromhex(sha) + line
-
-
-_NAME = operator.attrgetter("name")  # a directory's entries in byte order of names (attrgetter: no Python call)
+# A cache is blocks of rows, a directory's rows together (in entry order; a directory whose rows were written over
+# two batches has two blocks one after the other). Block: the scan root's number, the directory's length, the
+# rows' length; then the directory and the rows. Row: size, mtime_ns, ctime_ns, ino, the name's length, the
+# line's length; then the name, the digest (32 bytes) and the file's report line (files of one link: a rescan
+# reuses it rather than build it again).
+_CACHE_MAGIC = b"ferry-statcache 3\n"
+_BLOCK = struct.Struct("<HII")
+_ROW = struct.Struct("<QqqQHI")
 _LINE_MOST = 1 << 16  # a report line of a file: its path (4 KiB, 5.4 KiB in base64) and ~300 bytes of fields
-_ROW_MOST = _ROW.size + 65536 + 32 + _LINE_MOST
+
+
+def cache_row(name, size, mtime_ns, ctime_ns, ino, sha, line=b""):
+    return _ROW.pack(size, mtime_ns, ctime_ns, ino, len(name), len(line)) + name + bytes.fromhex(sha) + line
+
+
+def cache_block(section, rel_dir, rows):
+    body = b"".join(rows)
+    return _BLOCK.pack(section, len(rel_dir), len(body)) + rel_dir + body
 
 
 def row_sha256(row):
-    start = _ROW.size + _ROW.unpack_from(row)[5]
+    start = _ROW.size + _ROW.unpack_from(row)[4]
     return row[start:start + 32].hex()
 
 
-class StatCache:
-    """The previous scan's cache, read forward once as the walk goes (both in walk order: a merge-join).
+def parse_rows(body):
+    """``{name: (stamp, row, line)}`` of a block's rows; a damaged row ends them (what is before it stays)."""
+    rows = {}
+    offset, end = 0, len(body)
+    unpack, size = _ROW.unpack_from, _ROW.size
+    while end - offset >= size:
+        length, line = unpack(body, offset)[4:]
+        stop = offset + size + length + 32 + line
+        if stop > end or line > _LINE_MOST:
+            break
+        row = body[offset:stop]
+        rows[row[size:size + length]] = (unpack(row)[:4], row, row[size + length + 32:])
+        offset = stop
+    return rows
 
-    A damaged or missing cache is an empty one: it only saves reading files again.
+
+class CacheIndex:
+    """Where each directory's rows are in the previous caches (``paths``: the last complete scan's, then an
+    interrupted one's, either None): ``{(scan root number, directory): [(file number, block offset, block
+    length, rows' offset)]}``, read from the block headers only (whoever lists a directory reads its rows).
+
+    A damaged or missing cache is an empty one (it only saves reading files again); a cut one keeps its whole
+    blocks. Memory: one entry a directory.
     """
 
-    def __init__(self, path, resume=None):
-        self.passed = self.differed = 0  # rows passed over (files gone), rows of changed files
-        self.resumed = bool(resume)
-        if not path:
-            self.rows = iter(())
-        else:  # no generator in between without a resume: one row a file on the rescan's hot path
-            self.rows = self._chained(resume, path) if resume else self._rows(path)
-        self.current = next(self.rows, None)
-        self.current_key = None
+    def __init__(self, paths=()):
+        self.paths = list(paths)
+        self.blocks = {}
+        self.sizes = []
+        for number, path in enumerate(self.paths):
+            self.sizes.append(self._index(number, path) if path else 0)
 
-    @classmethod
-    def _chained(cls, resume, path):
-        """The rows of an interrupted scan's cache (``resume``: a prefix of the walk, fresher), then those of the
-        last complete scan's that come after it."""
-        last = None
-        for row in cls._rows(resume) if resume else ():
-            last = (row[0],) + walk_key(row[1])
-            yield row
-        rows = cls._rows(path)
-        for row in rows:
-            if last is None or (row[0],) + walk_key(row[1]) > last:
-                yield row
-                break
-        yield from rows
-
-    @staticmethod
-    def _rows(path):
+    def _index(self, number, path):
         try:
             handle = open(path, "rb")
         except OSError:
-            return
+            return 0
         with handle:
             if handle.read(len(_CACHE_MAGIC)) != _CACHE_MAGIC:
-                return
-            data, offset = b"", 0
+                return 0
+            total = os.fstat(handle.fileno()).st_size
+            offset = len(_CACHE_MAGIC)
             while True:
-                if len(data) - offset < _ROW_MOST:
-                    data = data[offset:] + handle.read(1 << 20)
-                    offset = 0
-                if len(data) - offset < _ROW.size:
-                    return
-                size, mtime, ctime, ino, section, length, line = _ROW.unpack_from(data, offset)
-                end = offset + _ROW.size + length
-                stop = end + 32 + line
-                if len(data) < stop or line > _LINE_MOST:
-                    return  # cut, or damaged: the rest is no cache
-                yield (section, data[offset + _ROW.size:end], (size, mtime, ctime, ino), data[offset:stop],
-                       data[end + 32:stop])
-                offset = stop
+                header = handle.read(_BLOCK.size)
+                if not header:
+                    return offset
+                if len(header) < _BLOCK.size:
+                    return -1  # cut: never the same bytes as a new cache (see Walk.batches)
+                section, length, body = _BLOCK.unpack(header)
+                rel_dir = handle.read(length)
+                start = offset + _BLOCK.size + length
+                if len(rel_dir) < length or start + body > total:
+                    return -1  # cut here: the blocks before serve
+                self.blocks.setdefault((section, rel_dir), []).append((number, offset, start + body - offset, start))
+                offset = start + body
+                handle.seek(offset)
 
-    def lookup(self, section, rel, key):
-        """``(row, line)``: the cache row (bytes, :func:`cache_row`) of ``rel`` (walked from the scan root number
-        ``section``) when the cache has it with the same (size, mtime_ns, ctime_ns, ino) ``key``, and the report line
-        it keeps (bytes, may be empty); its sha256 is ``row_sha256(row)``.
-        """
-        wanted = None
-        while self.current is not None:
-            number, path, stamp, row, line = self.current
-            if path == rel and number == section:
-                self._advance()
-                if stamp == key:
-                    return row, line
-                self.differed += 1
-                return None
-            if self.current_key is None:
-                self.current_key = (number,) + walk_key(path)
-            if wanted is None:
-                wanted = (section,) + walk_key(rel)
-            if self.current_key > wanted:
-                return None
-            self._advance()
-            self.passed += 1
-        return None
+    def pieces(self, section, rel_dir):
+        return self.blocks.get((section, rel_dir))
 
-    def _advance(self):
-        self.current = next(self.rows, None)
-        self.current_key = None
+    def rows(self, pieces):
+        """``({name: (stamp, row, line)}, copy)`` of a directory's blocks (an interrupted scan's rows over the
+        complete one's); ``copy``: ``(file number, offset, length)`` when its blocks are one run of one file (a
+        directory whose new rows are the same can copy them), else None."""
+        found = {}
+        copy = None
+        found_pieces = 0
+        for number, offset, length, start in pieces or ():
+            try:
+                with open(self.paths[number], "rb") as handle:
+                    handle.seek(start)
+                    found.update(parse_rows(handle.read(offset + length - start)))
+            except OSError:
+                return {}, None
+            if not found_pieces:
+                copy = (number, offset, length)
+            elif copy is not None and copy[0] == number and copy[1] + copy[2] == offset:
+                copy = (number, copy[1], copy[2] + length)
+            else:
+                copy = None
+            found_pieces += 1
+        return found, copy
 
-    def unchanged(self):
-        """Whether every row was looked up, in order, with the same stamp and nothing else (after a walk whose
-        rows were all taken verbatim, the new cache would be this one byte for byte)."""
-        return self.passed == 0 and self.differed == 0 and self.resumed is False and \
-            next(self.rows, None) is None and self.current is None
+
+def copy_range(source, target, offset, length):
+    """``length`` bytes of the file ``source`` (fd) from ``offset`` appended to ``target`` (fd at its end), by the
+    kernel where it can."""
+    while length > 0:
+        try:
+            done = os.copy_file_range(source, target, length, offset)
+        except (AttributeError, OSError):
+            done = os.write(target, os.pread(source, min(length, 1 << 20), offset))
+        if done <= 0:
+            raise FerryError("the stat cache could not be copied: it is shorter than its index says")
+        offset += done
+        length -= done
+
+
+class CacheWriter:
+    """The new cache, written as the batches go to ``partial_name(path)`` (flushed per batch: a killed scan's rows
+    are there for the next one, but for the last < :data:`BLOCK_ROWS` of the directory it was in) and published
+    by :meth:`publish`; :meth:`close` without it keeps the partial one, with all its rows.
+
+    A directory's rows make blocks of :data:`BLOCK_ROWS` and one of the rest, whatever the batches (so the same
+    rows are the same bytes), or a run of an old cache is copied as it is (a directory whose rows are the same).
+    With ``same``
+    (the old cache is ``path`` itself), nothing is written while every block is the old cache's next one, copied
+    or the same bytes: a rescan of an unchanged tree leaves the cache there as it is (no copy, no write-back, no
+    fsync); the old blocks are copied once something differs.
+    """
+
+    def __init__(self, path, index, same):
+        self.index = index
+        self.lazy = same and index.sizes[0] >= len(_CACHE_MAGIC)  # the old cache up to ``copied`` is the new one
+        self.copied = len(_CACHE_MAGIC)
+        self.sources = {}
+        self.directory = None  # (scan root number, directory) of ``rows``: rows not yet in a block
+        self.rows = []
+        self.staged = StagedFile.open(path, partial_name(path))
+        self.staged.write(_CACHE_MAGIC)
+
+    def write(self, blocks):
+        """A batch's blocks: ``[scan root number, directory, rows]`` (a row b"": a file that could not be read) or
+        ``(file number, offset, length)`` of an old cache."""
+        for block in blocks:
+            if isinstance(block, list):
+                if self.directory != (block[0], block[1]):
+                    self._end_directory()
+                    self.directory = (block[0], block[1])
+                for row in block[2]:
+                    if row:
+                        self.rows.append(row)
+                        if len(self.rows) == BLOCK_ROWS:
+                            self._block()
+            else:
+                self._end_directory()
+                if self.lazy and block[:2] == (0, self.copied):
+                    self.copied += block[2]
+                else:
+                    self._differ()
+                    self._copy(*block)
+        self.staged.handle.flush()
+
+    def _end_directory(self):
+        if self.rows:
+            self._block()
+        self.directory = None
+
+    def _block(self):
+        data = cache_block(self.directory[0], self.directory[1], self.rows)
+        self.rows = []
+        if self.lazy and os.pread(self._source(0), len(data), self.copied) == data:
+            self.copied += len(data)  # rows made again (hard links, say), and the same
+            return
+        self._differ()
+        self.staged.write(data)
+
+    def _differ(self):
+        if self.lazy:
+            self.lazy = False
+            self._copy(0, len(_CACHE_MAGIC), self.copied - len(_CACHE_MAGIC))
+
+    def _copy(self, number, offset, length):
+        if length <= 0:
+            return
+        self.staged.handle.flush()
+        copy_range(self._source(number), self.staged.handle.fileno(), offset, length)
+        self.staged.handle.seek(0, os.SEEK_END)
+
+    def _source(self, number):
+        if number not in self.sources:
+            self.sources[number] = os.open(self.index.paths[number], os.O_RDONLY)
+        return self.sources[number]
+
+    def publish(self):
+        self._end_directory()
+        if self.lazy and self.copied == self.index.sizes[0]:
+            self.staged.abort()  # the same cache byte for byte: the one there stays
+            return
+        self._differ()
+        self.staged.commit()
+
+    def close(self):
+        """After :meth:`publish`, or instead of it when the walk stopped: the partial cache is kept, with the rows
+        of the directory it was in (a kill loses those)."""
+        try:
+            if not self.staged.published and self.staged.handle is not None:
+                self._end_directory()
+                self.staged.handle.flush()
+        except OSError:
+            pass  # a full disk, say: the rows written before serve
+        finally:
+            for fd in self.sources.values():
+                os.close(fd)
+            self.sources = {}
+            if not self.staged.published:
+                self.staged.abort(keep=True)
 
 
 def partial_name(cache):
@@ -264,7 +388,7 @@ def walk_key(rel):
 
 
 class Batch:
-    """Lines of the report in walk order; a line waiting for a digest is ``[head, tail, hole]``."""
+    """Lines of the report in walk order; a line waiting for a digest is ``[head, tail]`` (see ``holes``)."""
 
     __slots__ = ("lines", "paths", "bytes", "holes", "cache", "records")
 
@@ -272,9 +396,56 @@ class Batch:
         self.lines = []
         self.paths = []  # files to hash, absolute bytes
         self.bytes = 0
-        self.holes = []  # (line index, index in paths or a link group, cache row index or None)
-        self.cache = []  # cache rows: bytes, or [rel, stamp] waiting for the digest
+        self.holes = []  # (line index, index in paths or a link group, (rows, row index, link group, size) or None)
+        self.cache = []  # [scan root number, directory, rows] blocks; or (file number, offset, length) to copy
         self.records = 0
+
+    def rows(self, section, rel_dir):
+        """The rows of the block of ``rel_dir`` this batch writes (the last one, or a new one)."""
+        last = self.cache[-1] if self.cache else None
+        if isinstance(last, list) and last[0] == section and last[1] == rel_dir:
+            return last[2]
+        block = [section, rel_dir, []]
+        self.cache.append(block)
+        return block[2]
+
+
+class Listing:
+    """One directory listed (on a worker): ``items`` in entry order, each ``(text, records, rows)`` (report lines
+    done, and the cache rows of their files) or ``(rel, path, info, hit)`` (a regular file the walk finishes:
+    hashing, hard links); ``below``: the subdirectories to enter; ``copy``: where the old cache has this
+    directory's rows when the new ones are the same bytes (then no rows are given)."""
+
+    __slots__ = ("items", "below", "counts", "warnings", "copy", "texts", "rows")
+
+    def __init__(self):
+        self.texts = []  # report lines done since the last item (bytes), and their files' cache rows
+        self.rows = []
+        self.items = []
+        self.below = []
+        self.counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0, "cached": 0,
+                       "skipped": dict((kind, 0) for kind in SKIPPED)}
+        self.warnings = []
+        self.copy = None
+
+    def unreadable(self, path, exc):
+        self.counts["skipped"]["unreadable"] += 1
+        self.warnings.append("%s: %s" % (readable(os.fsdecode(path)), getattr(exc, "strerror", None) or exc))
+
+    def item(self, item):
+        self._flush()
+        self.items.append(item)
+
+    def _flush(self, keep_rows=True):
+        if self.texts:
+            self.items.append((b"".join(self.texts), len(self.texts), list(self.rows) if keep_rows else None))
+            del self.texts[:], self.rows[:]  # in place: the listing loop holds them
+
+    def end(self, copy):
+        """``copy``: where the old cache has these rows, when the new ones are those bytes (then none are sent)."""
+        self._flush(keep_rows=copy is None)
+        self.copy = copy
+        self.texts = self.rows = None
 
 
 class Walk:
@@ -290,9 +461,8 @@ class Walk:
         self.owned = owned or frozenset()
         self.users = users or {}
         self.groups = groups or {}
-        self.cache = StatCache(cache_in, cache_resume)
-        self._cache_in = cache_in
-        self._reused = self._written = 0  # cache rows taken verbatim, and all rows written
+        self.index = CacheIndex([cache_in, cache_resume])
+        self._same_cache = bool(cache_in) and cache_in == cache_out and not cache_resume
         self.cache_out = cache_out
         self.hash_workers = max(1, hash_workers)
         self.batch_files = batch_files
@@ -301,9 +471,11 @@ class Walk:
                        "skipped": dict((kind, 0) for kind in SKIPPED)}
         self.warnings = []
         self._ids = {}
+        self._ids_ascii = {}
         self._links = {}
         self._batch = Batch()
         self._section = 0
+        self._pool = None
 
     def warn(self, text):
         if len(self.warnings) < SAMPLE_LIMIT:
@@ -312,27 +484,28 @@ class Walk:
     def batches(self):
         """Finished :class:`Batch` es in walk order (``lines``: JSON text; ``records``: their number). The stat
         cache is published after the last one; a walk not run to its end leaves the old cache as it was."""
-        staged = StagedFile.open(self.cache_out, partial_name(self.cache_out)) if self.cache_out else None
+        cache = CacheWriter(self.cache_out, self.index, self._same_cache) if self.cache_out else None
         try:
-            if staged is not None:
-                staged.write(_CACHE_MAGIC)
+            if self.hash_workers > 1:  # forked now: the workers know the walk's options, owners and cache index
+                self._pool = ForkedWorkers(self.list_directory, self.hash_workers)
             work = ((batch, batch.paths or None) for batch in self._walk())
             for batch, results in run_ordered(hash_files, work, self.hash_workers):
                 self._finish(batch, results)
-                if staged is not None and batch.cache:
-                    self._written += len(batch.cache)
-                    staged.write(b"".join(batch.cache))
-                    staged.handle.flush()  # a killed scan's rows are there for the next one (see partial_name)
+                if cache is not None and batch.cache:
+                    cache.write(batch.cache)
                 yield batch
-            if staged is None:
-                return
-            if self._cache_in == self.cache_out and self._reused == self._written and self.cache.unchanged():
-                staged.abort()  # the same cache byte for byte: the one there stays (no write-back, no fsync)
-            else:
-                staged.commit()
+            self._close_pool()
+            if cache is not None:
+                cache.publish()
         finally:
-            if staged is not None and not staged.published:
-                staged.abort(keep=True)
+            self._close_pool(terminate=True)
+            if cache is not None:
+                cache.close()
+
+    def _close_pool(self, terminate=False):
+        if self._pool is not None:
+            self._pool.close(kill=terminate)  # an error or a stop: the listings are not wanted any more
+            self._pool = None
 
     # -- walking ---------------------------------------------------------------------------------------------
     def _walk(self):
@@ -354,76 +527,172 @@ class Walk:
             raise FerryError("roots: %s cannot be scanned: %s" % (readable(os.fsdecode(path)), exc.strerror))
         device = info.st_dev
         if top:
+            if self.excludes.matches(top):
+                return
             parent, _sep, name = top.rpartition(b"/")
-            if self.excludes.matches(top) or not self._entry(parent, name, path, info, device):
+            listing = self.list_directory((self._section, parent, os.path.dirname(path), device,
+                                           self.index.pieces(self._section, parent), name))
+            yield from self._merge(listing, parent)
+            if not listing.below:
                 return
         stack = [(top, path)]
+        waiting = {}
         while stack:
+            self._list_ahead(stack, waiting, device)
             rel_dir, abs_dir = stack.pop()
-            below = []
-            yield from self._directory(rel_dir, abs_dir, device, below)
-            stack.extend(reversed(below))
+            ticket = waiting.pop(rel_dir, None)
+            listing = self._pool.result(ticket) if ticket is not None else \
+                self.list_directory(self._job(rel_dir, abs_dir, device))
+            yield from self._merge(listing, rel_dir)
+            stack.extend(reversed(listing.below))
 
-    def _directory(self, rel_dir, abs_dir, device, below):
-        """Record the entries of one directory, adding its subdirectories to enter to ``below``, in order; yields
-        the batches it fills."""
-        try:
-            with os.scandir(abs_dir) as listing:
-                entries = sorted(listing, key=_NAME)
-        except OSError as exc:
-            self.counts["skipped"]["unreadable"] += 1
-            self.warn("%s: %s" % (readable(os.fsdecode(abs_dir)), exc.strerror))
+    def _job(self, rel_dir, abs_dir, device):
+        return self._section, rel_dir, abs_dir, device, self.index.pieces(self._section, rel_dir), None
+
+    def _list_ahead(self, stack, waiting, device):
+        """Have the workers list the next directories of the walk (the top of the stack) while this one is merged."""
+        if self._pool is None:
             return
-        prefix = rel_dir + b"/" if rel_dir else b""
-        starts = self.excludes.prefixes.get(rel_dir)
-        exact = self.excludes.exact
+        for rel_dir, abs_dir in stack[-LIST_AHEAD * self.hash_workers:]:
+            if rel_dir not in waiting:
+                waiting[rel_dir] = self._pool.submit(self._job(rel_dir, abs_dir, device))
+
+    def _merge(self, listing, rel_dir):
+        """A listing's lines and counts into the batches, in walk order; yields the batches it fills."""
+        counts = self.counts
+        for key, value in listing.counts.items():
+            if key == "skipped":
+                for kind, number in value.items():
+                    counts["skipped"][kind] += number
+            else:
+                counts[key] += value
+        for text in listing.warnings:
+            self.warn(text)
         most_files, most_bytes = self.batch_files, self.batch_bytes
-        for entry in entries:
-            name = entry.name
+        for item in listing.items:
+            batch = self._batch
+            if len(item) == 3:
+                batch.lines.append(item[0])
+                batch.records += item[1]
+                if item[2]:
+                    batch.rows(self._section, rel_dir).extend(item[2])
+            else:
+                self._file(rel_dir, *item)
+            if batch.records >= most_files or batch.bytes >= most_bytes:
+                yield self._take()
+        if listing.copy is not None:
+            self._batch.cache.append(listing.copy)
+
+    # -- listing a directory (on a worker) -------------------------------------------------------------------
+    def list_directory(self, job):
+        """The :class:`Listing` of one directory (``only``: just that entry of it)."""
+        abs_dir, only = job[2], job[5]
+        listing = Listing()
+        try:
+            fd = os.open(abs_dir, _DIR_FLAGS)
+        except OSError as exc:
+            if only is not None:
+                raise FerryError("roots: %s cannot be scanned: %s" % (readable(os.fsdecode(abs_dir)), exc.strerror))
+            listing.unreadable(abs_dir, exc)
+            return listing
+        try:
+            self._list_entries(listing, fd, job)
+        finally:
+            os.close(fd)
+        return listing
+
+    def _list_entries(self, listing, fd, job):
+        _section, rel_dir, abs_dir, device, pieces, only = job
+        if only is not None:
+            names = [only]
+        else:
+            try:
+                names = os.listdir(abs_dir)
+            except OSError as exc:
+                listing.unreadable(abs_dir, exc)
+                return
+            names.sort()  # bytes: the walk's order
+        old, copy = self.index.rows(pieces)
+        prefix = rel_dir + b"/" if rel_dir else b""
+        starts = self.excludes.prefixes.get(rel_dir) if only is None else None
+        exact = self.excludes.exact if only is None else ()
+        owned, ids = self.owned, self._ids_ascii
+        texts, rows = listing.texts, listing.rows
+        lstat = os.lstat
+        taken = size = 0
+        for name in names:
             rel = prefix + name
             if rel in exact or (starts is not None and name.startswith(starts)):
                 continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:  # gone since the listing
-                continue
-            if self._entry(rel_dir, name, entry.path, info, device, rel):
-                below.append((rel, entry.path))
-            if len(self._batch.lines) >= most_files or self._batch.bytes >= most_bytes:
-                yield self._take()
+            try:  # relative to the directory's fd: no path resolution a file
+                info = lstat(name, dir_fd=fd)
+            except OSError as exc:
+                if only is not None:
+                    raise FerryError("roots: %s cannot be scanned: %s" % (
+                        readable(os.fsdecode(os.path.join(abs_dir, name))), exc.strerror))
+                continue  # gone since the listing
+            # the hot path of a rescan: a file of one link the cache has with this stat, its line kept there, with
+            # the same owner names (the scanned root's passwd may have changed since)
+            hit = old.get(name) if info.st_nlink == 1 else None
+            if hit is not None and hit[2] and hit[0] == (info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                                                         info.st_ino) and stat.S_ISREG(info.st_mode):
+                owner = ids.get((info.st_uid, info.st_gid)) or self._owner_ascii(info.st_uid, info.st_gid)
+                if owner in hit[2] and rel not in owned:
+                    texts.append(hit[2])
+                    rows.append(hit[1])
+                    taken += 1
+                    size += info.st_size
+                    continue
+            if self._entry(listing, name, rel, abs_dir, info, device, old, fd):
+                listing.below.append((rel, os.path.join(abs_dir, name)))
+        counts = listing.counts
+        counts["files"] += taken
+        counts["cached"] += taken
+        counts["bytes"] += size
+        listing.end(copy if not listing.items and taken == len(old) and only is None else None)
 
-    def _entry(self, rel_dir, name, path, info, device, rel=None):
-        """One entry's record (or count); True when it is a directory to enter."""
-        rel = rel if rel is not None else (rel_dir + b"/" + name if rel_dir else name)
+    def _entry(self, listing, name, rel, abs_dir, info, device, old, fd):
+        """One entry's record (or count) into the listing, but for a file the cache has as it is; True when it is a
+        directory to enter."""
         mode = info.st_mode
         kind = stat.S_IFMT(mode)
+        counts = listing.counts
+        if kind == stat.S_IFREG:
+            if rel not in self.owned:  # a file the walk finishes (``hit``: the cached digest, to make its line)
+                hit = old.get(name)
+                if hit is not None and hit[0] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
+                    hit = None
+                listing.item((rel, os.path.join(abs_dir, name), info, None if hit is None else (hit[1], hit[2])))
+            return False
         if kind in _SKIP_KIND:
-            self.counts["skipped"][_SKIP_KIND[kind]] += 1
+            counts["skipped"][_SKIP_KIND[kind]] += 1
             return False
         if rel in self.owned:
             return kind == stat.S_IFDIR and (not self.one_file_system or info.st_dev == device)
-        if kind == stat.S_IFREG:
-            self._file(rel, path, info)
-            return False
         head = '{"kind":"file",%s,"type":"%s","mode":%d,%s,"size":%d,"mtime_ns":%d' % (
             _name_field("path", rel), "dir" if kind == stat.S_IFDIR else "symlink", mode & 0o7777,
             self._owner(info.st_uid, info.st_gid), info.st_size, info.st_mtime_ns)
         if kind == stat.S_IFLNK:
             try:
-                target = os.readlink(path)
+                target = os.readlink(name, dir_fd=fd)
             except OSError as exc:
-                self._unreadable(path, exc)
+                listing.unreadable(os.path.join(abs_dir, name), exc)
                 return False
-            self.counts["symlinks"] += 1
-            self._batch.lines.append(head + "," + _name_field("target", target) + _ADDED)
+            counts["symlinks"] += 1
+            listing.texts.append((head + "," + _name_field("target", target) + _ADDED).encode("ascii"))
             return False
         if kind != stat.S_IFDIR:  # a door, a whiteout: nothing a scan can carry
-            self.counts["skipped"]["unreadable"] += 1
-            self.warn("%s: not a file, directory or symlink" % readable(os.fsdecode(path)))
+            counts["skipped"]["unreadable"] += 1
+            listing.warnings.append("%s: not a file, directory or symlink" % readable(
+                os.fsdecode(os.path.join(abs_dir, name))))
             return False
-        self.counts["dirs"] += 1
-        self._batch.lines.append(head + _ADDED)
+        counts["dirs"] += 1
+        listing.texts.append((head + _ADDED).encode("ascii"))
         return not self.one_file_system or info.st_dev == device
+
+    def _owner_ascii(self, uid, gid):
+        text = self._ids_ascii[(uid, gid)] = self._owner(uid, gid).encode("ascii")
+        return text
 
     def _owner(self, uid, gid):
         key = (uid, gid)
@@ -435,25 +704,19 @@ class Walk:
             self._ids[key] = text
         return text
 
-    def _file(self, rel, path, info):
-        """A regular file's line (the hot path of a rescan: one cache lookup, and the cached line when it holds)."""
+    # -- a file the walk finishes ----------------------------------------------------------------------------
+    def _file(self, rel_dir, rel, path, info, hit):
+        """A regular file whose cached line does not serve: a later path of a hard link, a line built from the
+        cached digest (``hit``: ``(row, line)``), or a hole the hashing fills."""
         size = info.st_size
         lines = self._batch.lines
         counts = self.counts
         counts["files"] += 1
+        self._batch.records += 1
         ids = self._ids.get((info.st_uid, info.st_gid)) or self._owner(info.st_uid, info.st_gid)
         if info.st_nlink == 1:
             counts["bytes"] += size
-            hit = self.cache.lookup(self._section, rel, (size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
-            if hit is not None and hit[1]:
-                line = hit[1].decode("ascii")
-                if ids in line:  # the same owner names (the scanned root's passwd may have changed since)
-                    counts["cached"] += 1
-                    lines.append(line)
-                    self._batch.cache.append(hit[0])
-                    self._reused += 1
-                    return
-            self._content(rel, path, info, ids, None, hit, _after_sha(info) + _ADDED)
+            self._content(rel_dir, rel, path, info, ids, None, hit, _after_sha(info) + _ADDED)
             return
         key = (info.st_dev, info.st_ino)
         group = self._links.get(key)
@@ -463,46 +726,40 @@ class Walk:
                 self._batch.holes.append((len(lines), group, None))
                 lines.append([head, tail])
             else:
-                lines.append(head + group[1] + tail)
+                lines.append((head + group[1] + tail).encode("ascii"))
             return
         counts["bytes"] += size
         group = self._links[key] = [len(self._links) + 1, None]
-        hit = self.cache.lookup(self._section, rel, (size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino))
-        self._content(rel, path, info, ids, group, hit, _after_sha(info) + ',"link_group":%d%s' % (group[0], _ADDED))
+        self._content(rel_dir, rel, path, info, ids, group, hit,
+                      _after_sha(info) + ',"link_group":%d%s' % (group[0], _ADDED))
 
-    def _content(self, rel, path, info, ids, group, hit, tail):
-        """The line of a file whose cached line does not serve: its digest from the cache row ``hit``, or a hole
-        the hashing fills. A file of one link (``group`` None) keeps its line in the new cache row."""
+    def _content(self, rel_dir, rel, path, info, ids, group, hit, tail):
+        """The line of a file: its digest from the cache row ``hit``, or a hole the hashing fills. A file of one
+        link (``group`` None) keeps its line in the new cache row."""
         head = _head(rel, info, ids)
         batch, lines = self._batch, self._batch.lines
+        rows = batch.rows(self._section, rel_dir)
+        name = rel.rpartition(b"/")[2]
         stamp = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
         if hit is not None:
             sha = row_sha256(hit[0])
             self.counts["cached"] += 1
             if group is not None:
                 group[1] = sha
-            lines.append(head + sha + tail)
-            batch.cache.append(self._row(rel, stamp, sha, None if group is not None else head + sha + tail))
+            line = (head + sha + tail).encode("ascii")
+            lines.append(line)
+            rows.append(cache_row(name, stamp[0], stamp[1], stamp[2], stamp[3], sha, b"" if group else line))
             return
-        batch.holes.append((len(lines), len(batch.paths), (len(batch.cache), group, info.st_size)))
-        batch.cache.append([self._section, rel, stamp])
+        batch.holes.append((len(lines), len(batch.paths), (rows, len(rows), group, info.st_size)))
+        rows.append([name, stamp])
         batch.paths.append(path)
         batch.bytes += info.st_size  # a file as big as a batch ends it: the next files go to another worker
         lines.append([head, tail])
-
-    def _row(self, rel, stamp, sha, line):
-        return cache_row(self._section, rel, stamp[0], stamp[1], stamp[2], stamp[3], sha,
-                         line.encode("ascii") if line else b"")
-
-    def _unreadable(self, path, exc):
-        self.counts["skipped"]["unreadable"] += 1
-        self.warn("%s: %s" % (readable(os.fsdecode(path)), getattr(exc, "strerror", None) or exc))
 
     # -- finishing a batch -----------------------------------------------------------------------------------
     def _finish(self, batch, results):
         """Fill the digests in, in line order (a later hard link after its first path); drop unreadable files."""
         lines = batch.lines
-        batch.records = len(lines)
         for index, source, row in batch.holes:
             head, tail = lines[index]
             if row is None:  # a later hard link
@@ -510,26 +767,26 @@ class Walk:
                 self.counts["skipped"]["unreadable"] += sha is None
             else:
                 sha, error = results[source]
-                cache_index, group, size = row
+                rows, row_index, group, size = row
+                line = None if sha is None else (head + sha + tail).encode("ascii")
                 if sha is None:
                     self.counts["skipped"]["unreadable"] += 1
                     self.warn(error)  # names the file
                     self.counts["bytes"] -= size
-                    batch.cache[cache_index] = b""
+                    rows[row_index] = b""
                 else:
                     self.counts["hashed"] += 1
-                    section, rel, stamp = batch.cache[cache_index]
-                    line = b"" if group is not None else (head + sha + tail).encode("ascii")  # one link: kept
-                    batch.cache[cache_index] = cache_row(section, rel, stamp[0], stamp[1], stamp[2], stamp[3], sha,
-                                                         line)
+                    name, stamp = rows[row_index]  # one link: its line kept in the row
+                    rows[row_index] = cache_row(name, stamp[0], stamp[1], stamp[2], stamp[3], sha,
+                                                b"" if group else line)
                     if group is not None:
                         group[1] = sha
             if sha is None:
-                lines[index] = ""
+                lines[index] = b""
                 batch.records -= 1
                 self.counts["files"] -= 1
             else:
-                lines[index] = head + sha + tail
+                lines[index] = line if row is not None else (head + sha + tail).encode("ascii")
         batch.paths = batch.holes = None
 
 

@@ -14,6 +14,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import F
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal, Stopped
 from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import (
     DoneLog,
+    ForkedWorkers,
     Totals,
     balanced_group_size,
     file_error,
@@ -223,3 +224,40 @@ def test_the_done_log_resumes_after_a_kill(tree, state):
     after = [name for name, _size in seen(state / "seen")][6:]
     assert sorted(after) == sorted(set(NAMES) - set(recorded)) and result["counts"]["files"] == 16
     assert set(DoneLog.read(str(state / "walk.done"))) == set(NAMES) == set(log.done)
+
+
+def _square_or_fail(job):
+    if job == "fail":
+        raise FerryError("job refused")
+    if job == "big":
+        return b"x" * (3 << 20)  # bigger than any pipe: the worker waits for the parent to read it
+    return job * job
+
+
+def test_forked_workers_give_each_ticket_its_result_in_any_order():
+    with ForkedWorkers(_square_or_fail, 2) as workers:
+        tickets = dict((number, workers.submit(number)) for number in range(40))
+        big = workers.submit("big")
+        assert [workers.result(tickets[number]) for number in reversed(range(40))] == [
+            number * number for number in reversed(range(40))]
+        assert workers.result(big) == b"x" * (3 << 20)
+        pids = [worker[0] for worker in workers.workers]
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+    assert workers.workers == []
+    for pid in pids:  # reaped: no child left behind
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_forked_worker_s_exception_is_raised_by_its_result_and_the_others_go_on():
+    with ForkedWorkers(_square_or_fail, 2) as workers:
+        failing, fine = workers.submit("fail"), workers.submit(7)
+        with pytest.raises(FerryError, match="job refused"):
+            workers.result(failing)
+        assert workers.result(fine) == 49
+
+
+def test_a_forked_worker_that_dies_is_a_clear_error():
+    with pytest.raises(FerryError, match="ended before it gave its result"):
+        with ForkedWorkers(os._exit, 1) as workers:
+            workers.result(workers.submit(3))

@@ -28,10 +28,10 @@ from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import (
 COUNTS = {"files": 2}
 
 
-def write(path, packages=({"name": "bash", "version": "5.2-1"},), files=None, counts=None):
+def write(path, packages=({"name": "bash", "version": "5.2-1"},), files=None, counts=None, unless_content=None):
     files = files if files is not None else [dict(name_fields("path", b"etc/a"), type="file", sha256="0" * 64),
                                              dict(name_fields("path", b"x/\xff\nb"), type="dir")]
-    with ReportWriter(str(path)) as writer:
+    with ReportWriter(str(path), unless_content=unless_content) as writer:
         writer.header({"created": "2026-01-01T00:00:00Z", "root": "/", "system": {"arch": "amd64"}})
         for package in packages:
             writer.package(package)
@@ -107,7 +107,7 @@ def test_the_content_digest_ignores_the_time_and_the_counts_but_not_a_record(tmp
         writer.header({"created": "2030-01-01T00:00:00Z", "root": "/", "system": {"arch": "amd64"}})
         writer.package({"name": "bash", "version": "5.2-1"})
         writer.file_lines([json.dumps(dict({"kind": "file"}, **name_fields("path", b"etc/a"), type="file",
-                                           sha256="0" * 64), separators=(",", ":")) + "\n", ""], 1)
+                                           sha256="0" * 64), separators=(",", ":")).encode() + b"\n", b""], 1)
         writer.file(dict(name_fields("path", b"x/\xff\nb"), type="dir"))
         writer.close(COUNTS)
     third = write(tmp_path / "d.gz", files=[dict(name_fields("path", b"etc/a"), type="file", sha256="1" * 64)])
@@ -127,6 +127,30 @@ def test_a_report_of_the_same_content_leaves_the_file_there(tmp_path):
         writer.file(dict(name_fields("path", b"x/\xff\nb"), type="dir"))
         writer.close(COUNTS)
     assert writer.kept and path.read_bytes() == before and os.listdir(str(tmp_path)) == ["report.jsonl.gz"]
+
+
+@pytest.mark.parametrize("spool_most", [1, 600, 1 << 20])
+def test_a_rescan_s_lines_are_held_back_then_deflated_only_when_the_content_differs(tmp_path, monkeypatch, spool_most):
+    """With a report there, the lines wait undeflated (up to SPOOL_MOST, then deflated from there on): the same
+    content deflates nothing and leaves the file; another content gives the same report a writer without it gives."""
+    monkeypatch.setattr(report_module, "SPOOL_MOST", spool_most)
+    monkeypatch.setattr(report_module, "FLUSH_BYTES", 512)
+    files = [dict(name_fields("path", b"d/f%05d" % n), type="file", sha256="%064x" % n) for n in range(300)]
+    path = tmp_path / "report.jsonl.gz"
+    first = write(path, files=files)
+    before = path.read_bytes()
+    compressed = []
+    real = report_module.ReportWriter._deflate_and_write
+    monkeypatch.setattr(report_module.ReportWriter, "_deflate_and_write",
+                        lambda self, data, final: compressed.append(len(data)) or real(self, data, final))
+    again = write(path, files=files, unless_content=first.content_sha256)
+    assert again.kept and path.read_bytes() == before and os.listdir(str(tmp_path)) == ["report.jsonl.gz"]
+    assert (sum(compressed) == 0) == (spool_most > 600)  # held back whole, or deflated past the limit
+    changed = write(path, files=files + [dict(name_fields("path", b"new"), type="dir")],
+                    unless_content=first.content_sha256)
+    plain = write(tmp_path / "plain.gz", files=files + [dict(name_fields("path", b"new"), type="dir")])
+    assert not changed.kept and changed.sha256 == plain.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [name_of(r) for r in read_report(str(path)).files()][-1] == b"new"
 
 
 def test_a_failed_write_leaves_nothing(tmp_path):
@@ -168,7 +192,7 @@ def test_records_go_between_the_header_and_the_summary(tmp_path):
         writer.close({})
         with pytest.raises(ValueError):
             writer.file({"path": "a"})
-    assert writer.sha256 and writer.content_sha256
+    assert writer.sha256 is None and writer.content_sha256  # check mode: nothing deflated, the content digest only
 
 
 @pytest.mark.parametrize("cut", [10, 40, 0.5, -30, -1])
@@ -249,7 +273,7 @@ def test_200k_records_are_written_and_read_in_bounded_memory(tmp_path):
         with ReportWriter(path) as writer:
             writer.header({"root": "/"})
             for start in range(0, 200000, 1000):
-                writer.file_lines([line % (n, digest) for n in range(start, start + 1000)], 1000)
+                writer.file_lines([(line % (n, digest)).encode() for n in range(start, start + 1000)], 1000)
             writer.close({"files": 200000})
         written_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.reset_peak()

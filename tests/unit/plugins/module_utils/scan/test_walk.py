@@ -25,9 +25,10 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import F
 from ansible_collections.ferry.migrate.plugins.module_utils.scan import walk as walk_module
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import ReportWriter, name_of, read_report
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.walk import (
+    CacheIndex,
     Excludes,
-    StatCache,
     Walk,
+    cache_block,
     cache_row,
     scan_roots,
     walk_key,
@@ -48,8 +49,8 @@ def make(root, relative, content=b"", mode=0o644):
 def records(walk):
     """The walk's file records, parsed, in order."""
     found = []
-    for batch in walk.batches():
-        parsed = [json.loads(line) for line in batch.lines if line]
+    for batch in walk.batches():  # an item of lines is one line, or a directory's lines done on a worker
+        parsed = [json.loads(line) for line in b"".join(batch.lines).decode("ascii").split("\n") if line]
         assert len(parsed) == batch.records
         found.extend(parsed)
     return found
@@ -235,13 +236,13 @@ def test_a_cache_hit_is_believed_without_reading_the_file(tree, tmp_path):
     path = os.path.join(os.fsencode(str(tree)), b"etc/app.conf")
     info = os.lstat(path)
     cache = tmp_path / "forged.statcache"
-    cache.write_bytes(walk_module._CACHE_MAGIC + cache_row(
-        0, b"etc/app.conf", info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, "ee" * 32))
+    cache.write_bytes(walk_module._CACHE_MAGIC + cache_block(0, b"etc", [cache_row(
+        b"app.conf", info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, "ee" * 32)]))
     walk = Walk(str(tree), cache_in=str(cache))
     assert by_path(records(walk))[b"etc/app.conf"]["sha256"] == "ee" * 32
     assert walk.counts["cached"] == 1
-    cache.write_bytes(walk_module._CACHE_MAGIC + cache_row(
-        0, b"etc/app.conf", info.st_size, info.st_mtime_ns, info.st_ctime_ns + 1, info.st_ino, "ee" * 32))
+    cache.write_bytes(walk_module._CACHE_MAGIC + cache_block(0, b"etc", [cache_row(
+        b"app.conf", info.st_size, info.st_mtime_ns, info.st_ctime_ns + 1, info.st_ino, "ee" * 32)]))
     assert by_path(records(Walk(str(tree), cache_in=str(cache))))[b"etc/app.conf"]["sha256"] == hashlib.sha256(
         b"conf\n").hexdigest()
 
@@ -255,11 +256,14 @@ def test_a_damaged_cache_is_an_empty_one_and_a_walk_not_finished_keeps_the_old(t
     batches.close()  # stopped (the STOP file, an error): the cache stays as it was, what was done is kept aside
     assert cache.read_bytes() == b"garbage" and sorted(os.listdir(str(tmp_path))) == ["c", "c.partial", "root"]
     records(Walk(str(tree), cache_in=str(cache), cache_out=str(cache)))
-    truncated = cache.read_bytes()[:-10]
-    cache.write_bytes(truncated)
+    whole = CacheIndex([str(cache)]).blocks
+    last = max(whole, key=lambda key: whole[key][-1][1])
+    cache.write_bytes(cache.read_bytes()[:-10])  # the last block is cut: its directory's files are read again
+    assert set(whole) - set(CacheIndex([str(cache)]).blocks) == {last}
     walk = Walk(str(tree), cache_in=str(cache))
-    records(walk)
-    assert walk.counts["cached"] == 8 and walk.counts["hashed"] == 1
+    found = records(walk)
+    in_last = sum(1 for r in found if r["type"] == "file" and name_of(r).rpartition(b"/")[0] == last[1])
+    assert 0 < walk.counts["hashed"] <= in_last and walk.counts["cached"] == 9 - walk.counts["hashed"]
 
 
 def test_an_interrupted_walk_s_rows_are_read_first_then_the_complete_cache_s(tmp_path):
@@ -297,15 +301,29 @@ def test_several_roots_are_cached_each(tree, tmp_path):
     assert walk.counts["hashed"] == 0 and walk.counts["cached"] == walk.counts["files"] == 6
 
 
-def test_the_cache_merge_join_skips_rows_of_files_gone_and_misses_new_ones(tmp_path):
-    rows = [(0, name, (1, 2, 3, 4), "%064x" % n, b"") for n, name in enumerate([b"a", b"c", b"d/x", b"d/y"])]
-    cache = StatCache(None)
-    cache.rows = iter(rows)
-    cache._advance()
-    assert cache.lookup(0, b"b", (1, 2, 3, 4)) is None
-    assert cache.lookup(0, b"c", (1, 2, 3, 4)) == ("%064x" % 1, b"")
-    assert cache.lookup(0, b"d/y", (1, 2, 3, 4)) == ("%064x" % 3, b"")  # the rows here stand for the stored bytes
-    assert cache.lookup(1, b"a", (1, 2, 3, 4)) is None and cache.current is None
+def test_the_cache_index_finds_a_directory_s_blocks_and_an_interrupted_scan_s_rows_win(tmp_path):
+    """Blocks by directory, found from their headers; a directory written over two batches is two blocks one after
+    the other (one run: copied as one when unchanged); the resumed scan's rows replace the complete one's."""
+    complete, resume = tmp_path / "c", tmp_path / "r"
+    row = dict((name, cache_row(name, 1, 2, 3, 4, "%064x" % len(name))) for name in (b"a", b"bb", b"ccc"))
+    first = cache_block(0, b"d", [row[b"a"], row[b"bb"]])
+    complete.write_bytes(walk_module._CACHE_MAGIC + first + cache_block(0, b"d", [row[b"ccc"]]) +
+                         cache_block(1, b"", [row[b"a"]]))
+    newer = cache_row(b"bb", 9, 9, 9, 9, "ff" * 32)
+    resume.write_bytes(walk_module._CACHE_MAGIC + cache_block(0, b"d", [newer]))
+    index = CacheIndex([str(complete), None])
+    assert sorted(index.blocks) == [(0, b"d"), (1, b"")]
+    rows, copy = index.rows(index.pieces(0, b"d"))
+    assert sorted(rows) == [b"a", b"bb", b"ccc"] and rows[b"ccc"][0] == (1, 2, 3, 4)
+    assert copy == (0, len(walk_module._CACHE_MAGIC), len(first) + len(cache_block(0, b"d", [row[b"ccc"]])))
+    both = CacheIndex([str(complete), str(resume)])
+    rows, copy = both.rows(both.pieces(0, b"d"))
+    assert rows[b"bb"][0] == (9, 9, 9, 9) and rows[b"a"][0] == (1, 2, 3, 4) and copy is None
+    assert both.rows(both.pieces(0, b"missing")) == ({}, None)
+    damaged = row[b"a"][:-5]  # a row cut inside a block: the rows before it serve
+    complete.write_bytes(walk_module._CACHE_MAGIC + cache_block(0, b"d", [row[b"bb"], damaged]))
+    index = CacheIndex([str(complete)])
+    assert sorted(index.rows(index.pieces(0, b"d"))[0]) == [b"bb"]
 
 
 def test_hashing_on_workers_gives_the_same_lines_in_walk_order(tmp_path):
@@ -321,7 +339,7 @@ def test_batches_are_bounded_by_files_and_by_bytes(tmp_path):
         make(tmp_path, b"f%02d" % n, b"x" * 1000)
     make(tmp_path, b"big", b"y" * 100000)
     walk = Walk(str(tmp_path), batch_files=8, batch_bytes=20000)
-    sizes = [(len(batch.lines), batch.bytes) for batch in walk.batches()]
+    sizes = [(batch.records, batch.bytes) for batch in walk.batches()]
     assert max(lines for lines, _bytes in sizes) <= 8
     assert sizes[0] == (1, 100000)  # a file as big as a batch ends it alone ("big" sorts first)
     assert all(size <= 20000 for _lines, size in sizes[1:])
@@ -350,22 +368,27 @@ def test_a_file_that_became_a_fifo_is_not_read(tmp_path):
     assert walk_module.hash_files([path]) == [(None, "%s: no longer a regular file" % os.fsdecode(path))]
 
 
-def test_200k_cache_rows_and_report_lines_in_bounded_memory(tmp_path):
+def test_200k_cache_rows_are_indexed_by_directory_in_bounded_memory(tmp_path):
+    """The index holds one entry a directory, not a row a file; a directory's rows are read when it is listed."""
     cache = tmp_path / "c"
     with open(str(cache), "wb") as handle:
         handle.write(walk_module._CACHE_MAGIC)
-        for start in range(0, 200000, 10000):
-            handle.write(b"".join(cache_row(0, b"dir%03d/file%06d" % (n // 1000, n), n, n, n, n, "ab" * 32)
-                                  for n in range(start, start + 10000)))
+        for number in range(200):
+            handle.write(cache_block(0, b"dir%03d" % number, [
+                cache_row(b"file%06d" % n, n, n, n, n, "ab" * 32) for n in range(number * 1000, number * 1000 + 1000)]))
     tracemalloc.start()
     try:
-        reader = StatCache(str(cache))
-        hits = sum(1 for n in range(200000) if walk_module.row_sha256(
-            reader.lookup(0, b"dir%03d/file%06d" % (n // 1000, n), (n, n, n, n))[0]) == "ab" * 32)
+        index = CacheIndex([str(cache)])
+        hits = 0
+        for number in range(200):
+            rows, _copy = index.rows(index.pieces(0, b"dir%03d" % number))
+            hits += sum(1 for n in range(number * 1000, number * 1000 + 1000)
+                        if walk_module.row_sha256(rows[b"file%06d" % n][1]) == "ab" * 32)
+            del rows
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert hits == 200000 and cache.stat().st_size > 16 << 20 and peak < 4 << 20, peak
+    assert hits == 200000 and cache.stat().st_size > 15 << 20 and peak < 4 << 20, peak
 
 
 NAME = st.binary(min_size=1, max_size=20).filter(
@@ -417,3 +440,65 @@ def test_run_ordered_keeps_the_order_and_needs_no_pool_without_work(monkeypatch)
     assert got == [(n, None if n % 4 == 0 else n * n) for n in range(40)]
     monkeypatch.setattr(tree_module.multiprocessing, "get_context", None)  # a pool would fail
     assert list(tree_module.run_ordered(_slow_square, iter([(1, None), (2, None)]), 4)) == [(1, None), (2, None)]
+
+
+def test_directories_listed_on_workers_give_the_lines_and_cache_of_one_process(tree, tmp_path):
+    """Listing on forked workers (the rescan's stat calls and cached lines, a directory a job) changes nothing:
+    the same lines in walk order, the same cache bytes, on a first scan, an unchanged rescan (every directory's
+    rows copied as they are) and a rescan after a change."""
+    for number in range(120):
+        make(tree, b"many/d%d/f%03d" % (number % 6, number), b"%d" % number * (number % 7))
+    names = dict(users={0: "root", 1001: "alice"}, groups={0: "root", 1500: "devs"})
+    caches = {}
+    for workers in (1, 2):
+        cache = str(tmp_path / ("c%d" % workers))
+        first = Walk(str(tree), cache_in=cache, cache_out=cache, hash_workers=workers, batch_files=16, **names)
+        found = [records(first)]
+        before = os.stat(cache)
+        again = Walk(str(tree), cache_in=cache, cache_out=cache, hash_workers=workers, batch_files=16, **names)
+        found.append(records(again))
+        assert again.counts["hashed"] == 0 and again.counts["cached"] == first.counts["hashed"]
+        assert (os.stat(cache).st_ino, os.stat(cache).st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        caches[workers] = [found, open(cache, "rb").read()]
+    assert caches[1][0] == caches[2][0] and caches[1][1] == caches[2][1]
+    make(tree, b"many/d3/f003", b"changed")
+    for workers in (1, 2):
+        cache = str(tmp_path / ("c%d" % workers))
+        changed = Walk(str(tree), cache_in=cache, cache_out=cache, hash_workers=workers, batch_files=16, **names)
+        caches[workers].append(records(changed))
+        assert changed.counts["hashed"] == 1
+        caches[workers].append(open(cache, "rb").read())
+    assert caches[1][2:] == caches[2][2:] and caches[1][3] != caches[1][1]
+    assert caches[1][2] == records(Walk(str(tree), **names))
+
+
+def test_a_walk_stopped_while_workers_list_leaves_no_process(tree, tmp_path):
+    for number in range(60):
+        make(tree, b"many/d%02d/f" % number, b"x")
+    walk = Walk(str(tree), hash_workers=2, batch_files=4)
+    batches = walk.batches()
+    next(batches)
+    pids = [worker[0] for worker in walk._pool.workers]
+    batches.close()
+    assert walk._pool is None
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_directory_s_rows_make_the_same_blocks_whatever_the_batches(tmp_path, monkeypatch):
+    """Blocks of BLOCK_ROWS rows and one of the rest, a directory at a time: batches of any size give the same cache
+    bytes (so an unchanged rescan can tell it is the same cache), and each block is found again."""
+    monkeypatch.setattr(walk_module, "BLOCK_ROWS", 4)
+    for number in range(23):
+        make(tmp_path / "root", b"d%d/f%02d" % (number % 2, number), b"%d" % number)
+    root = str(tmp_path / "root")
+    made = set()
+    for batch_files in (1, 3, 7, 100):
+        cache = str(tmp_path / ("c%d" % batch_files))
+        records(Walk(root, cache_out=cache, batch_files=batch_files))
+        made.add(open(cache, "rb").read())
+    assert len(made) == 1
+    index = CacheIndex([cache])
+    assert [len(index.pieces(0, name)) for name in (b"d0", b"d1")] == [3, 3]  # 12 rows and 11 rows
+    assert len(index.rows(index.pieces(0, b"d0"))[0]) == 12
