@@ -349,8 +349,10 @@ class ForkedWorkers:
         jobs_read, jobs_write = os.pipe()
         results_read, results_write = os.pipe()
         _widen_pipe(results_write)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; its coverage is the parent's results
+            _die_with(parent)
             os.close(jobs_write)
             os.close(results_read)
             for _pid, connection, _tickets in self.workers:
@@ -418,6 +420,18 @@ class ForkedWorkers:
 
     def __exit__(self, exc_type, _exc, _tb):
         self.close(kill=exc_type is not None)
+
+
+def _die_with(parent):  # pragma: no cover - runs in the child
+    """A worker ends when its parent does, even when killed (Linux: PR_SET_PDEATHSIG): processes forked later keep
+    copies of its jobs pipe, so the end of that pipe alone would not tell it."""
+    try:
+        import ctypes  # pylint: disable=import-outside-toplevel
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (ImportError, OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent was gone before that
+        os._exit(1)
 
 
 def _widen_pipe(fd, size=1 << 20):

@@ -45,6 +45,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import collections
 import hashlib
 import os
 import stat
@@ -66,6 +67,15 @@ LIST_AHEAD = 8  # directories a worker lists ahead of the walk
 SKIPPED = ("fifo", "socket", "char", "block", "unreadable")
 _SKIP_KIND = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "char", stat.S_IFBLK: "block"}
 _ADDED = ',"package":null,"change":"added"}\n'
+# what the walk keeps of the lstat of a file it finishes (an os.stat_result is pickled in ~250 bytes)
+_Stat = collections.namedtuple("_Stat", ["st_mode", "st_uid", "st_gid", "st_size", "st_mtime_ns", "st_ctime_ns",
+                                         "st_ino", "st_dev", "st_nlink", "st_blocks"])
+
+
+def _stat_of(info):
+    return _Stat(info.st_mode, info.st_uid, info.st_gid, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                 info.st_ino, info.st_dev, info.st_nlink, info.st_blocks)
+
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -662,7 +672,8 @@ class Walk:
                 hit = old.get(name)
                 if hit is not None and hit[0] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino):
                     hit = None
-                listing.item((rel, os.path.join(abs_dir, name), info, None if hit is None else (hit[1], hit[2])))
+                listing.item((rel, os.path.join(abs_dir, name), _stat_of(info),
+                              None if hit is None else (hit[1], hit[2])))
             return False
         if kind in _SKIP_KIND:
             counts["skipped"][_SKIP_KIND[kind]] += 1

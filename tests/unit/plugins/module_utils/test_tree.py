@@ -7,6 +7,9 @@ __metaclass__ = type
 
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -261,3 +264,38 @@ def test_a_forked_worker_that_dies_is_a_clear_error():
     with pytest.raises(FerryError, match="ended before it gave its result"):
         with ForkedWorkers(os._exit, 1) as workers:
             workers.result(workers.submit(3))
+
+
+def test_forked_workers_end_when_their_parent_is_killed(tmp_path):
+    """A SIGKILLed module leaves no worker behind, though processes forked later hold copies of its pipes."""
+    script = ("import os, sys, time\n"
+              "from ansible_collections.ferry.migrate.plugins.module_utils.core.tree import ForkedWorkers\n"
+              "workers = ForkedWorkers(abs, 2)\n"
+              "holder = os.fork()\n"  # holds copies of the workers' pipes, as the hashing pool's workers do
+              "if holder == 0:\n    time.sleep(30)\n    os._exit(0)\n"
+              "print(' '.join(str(worker[0]) for worker in workers.workers), holder, flush=True)\n"
+              "time.sleep(30)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    try:
+        pids = [int(pid) for pid in proc.stdout.readline().split()]
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(pid) for pid in pids[:2]):
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in pids[:2])
+    finally:
+        proc.kill()
+        try:
+            os.kill(pids[2], signal.SIGKILL)
+        except (OSError, NameError, IndexError):
+            pass
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
