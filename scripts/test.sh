@@ -6,14 +6,15 @@
 #   units     ansible-test units on the same copy
 #   integration  ansible-test integration (tests/integration/targets/test_*) on the same copy
 #   lint      ansible-lint (.ansible-lint) and antsibull-changelog lint
-#   molecule  every scenario under extensions/molecule/
+#   molecule  every scenario under extensions/molecule/ (molecule_a, molecule_b: the two halves `all` runs)
 #   build     ansible-galaxy collection build, then a check of what the tarball holds
 #   ee        the execution environment: ansible-builder create on meta/execution-environment.yml (no container
 #             build), a check that the context lists exactly the plugins' third-party imports, then the image
 #             build's galaxy stage (offline) and its introspection of the installed collection
-#   all       every step above in that order (molecule in a lane of its own beside the others, its
-#             output printed when it ends; FERRY_TEST_SERIAL=1 runs it in turn); a failed step does not
-#             stop the others, the summary at the end says which failed and the exit status is non-zero
+#   all       every step above in that order (molecule in two lanes of their own beside the others,
+#             molecule_a and molecule_b, each one's output printed when it ends; FERRY_TEST_SERIAL=1 runs
+#             it in turn); a failed step does not stop the others, the summary at the end says which
+#             failed and the exit status is non-zero
 #
 # Everything it generates lives under $FERRY_RUN_DIR (default: <repo>/.run).
 # ansible-test works offline apart from the package index (for its sanity venvs).
@@ -144,15 +145,30 @@ step_lint() {
     antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 }
 
-step_molecule() {
-    link_collection
-    export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS_PATH"
-    local scenarios=() molecule_file scenario failed=()
+# The scenarios of the first molecule lane (about half the time: nav_multihost alone is ~10 min); every other
+# scenario, a new one too, runs in the second. Scenarios of one lane run one after the other; those sharing a
+# server's data (the Zenoss ones: the same devices into VictoriaMetrics) stay in one lane.
+MOLECULE_LANE_A=(nav_multihost tsdb_multihost tsdb_transfer bundle_check zenoss_bundle)
+
+molecule_scenarios() {  # all | a | b
+    local molecule_file scenario
     while IFS= read -r molecule_file; do
         scenario=${molecule_file#extensions/molecule/}
-        scenarios+=("${scenario%/molecule.yml}")
+        scenario=${scenario%/molecule.yml}
+        case $1 in
+            all) echo "$scenario" ;;
+            a) [[ " ${MOLECULE_LANE_A[*]} " == *" $scenario "* ]] && echo "$scenario" ;;
+            b) [[ " ${MOLECULE_LANE_A[*]} " == *" $scenario "* ]] || echo "$scenario" ;;
+        esac
     done < <(find extensions/molecule -mindepth 2 -name molecule.yml | sort)
-    [ ${#scenarios[@]} -gt 0 ] || die "no molecule scenario under extensions/molecule/"
+}
+
+run_molecule() {
+    link_collection
+    export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS_PATH"
+    local scenarios=() scenario failed=()
+    mapfile -t scenarios < <(molecule_scenarios "$1")
+    [ ${#scenarios[@]} -gt 0 ] || die "no molecule scenario under extensions/molecule/ ($1)"
     for scenario in "${scenarios[@]}"; do
         log "molecule scenario: $scenario"
         # A fresh work directory per scenario (see extensions/molecule/config.yml).
@@ -162,10 +178,14 @@ step_molecule() {
         molecule reset --scenario-name "$scenario" >/dev/null 2>&1 || true
         local started=$SECONDS
         molecule test --scenario-name "$scenario" || failed+=("$scenario")
-        log "molecule scenario $scenario: $((SECONDS - started)) s"  # the lane is CI's critical path
+        log "molecule scenario $scenario: $((SECONDS - started)) s"  # the lanes are CI's critical path
     done
     [ ${#failed[@]} -eq 0 ] || die "molecule scenarios failed: ${failed[*]}"
 }
+
+step_molecule() { run_molecule all; }
+step_molecule_a() { run_molecule a; }
+step_molecule_b() { run_molecule b; }
 
 step_build() {
     local dist="$RUN/dist" tarball listing bad readme
@@ -282,23 +302,28 @@ main() {
     [ -x "$PY" ] || die "$PY missing: run scripts/bootstrap.sh (make bootstrap) first"
     case $1 in
         all)
-            local name total_start=$SECONDS
-            # molecule (mostly waiting on SSH and servers) runs beside the other steps unless
-            # FERRY_TEST_SERIAL=1; its output is printed whole once it ends, so nothing interleaves.
+            local name total_start=$SECONDS summary=("${STEPS[@]}")
+            # molecule (mostly waiting on SSH and servers) runs beside the other steps, in two lanes,
+            # unless FERRY_TEST_SERIAL=1; each lane's output is printed whole once it ends.
             if [ "${FERRY_TEST_SERIAL:-0}" != 1 ]; then
-                start_background_step molecule
+                link_collection  # once, before the lanes (two of them making it could race)
+                start_background_step molecule_a
+                start_background_step molecule_b
+                summary=(pytest sanity units integration lint molecule_a molecule_b build ee)
             fi
             for name in "${STEPS[@]}"; do
-                if [ -n "${BACKGROUND[$name]:-}" ]; then
+                if [ "$name" = molecule ] && [ ${#BACKGROUND[@]} -gt 0 ]; then
                     continue
                 fi
                 run_step "$name"
             done
-            for name in "${!BACKGROUND[@]}"; do
-                finish_background_step "$name"
+            for name in molecule_a molecule_b; do
+                if [ -n "${BACKGROUND[$name]:-}" ]; then
+                    finish_background_step "$name"
+                fi
             done
             printf '\n==================== summary ====================\n'
-            for name in "${STEPS[@]}"; do
+            for name in "${summary[@]}"; do
                 printf '  %-9s %-18s %s\n' "$name" "${STATUS[$name]}" "$(fmt_duration "${DURATION[$name]}")"
             done
             printf '  total     %s\n' "$(fmt_duration $((SECONDS - total_start)))"
