@@ -5,6 +5,7 @@ whole; a cut body leaves nothing. Basic auth with one user, or a bearer token; e
 """
 import base64
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -45,6 +46,14 @@ class DavStandin:
 
     def methods(self, method):
         return [path for seen, path, _headers in self.requests if seen == method]
+
+    def wait_cut(self, timeout=10.0):
+        """The PUTs whose body was cut, once there is one: the server's thread sees the end of a connection the
+        client dropped a little after the client has gone on (on a loaded machine, well after)."""
+        deadline = time.monotonic() + timeout
+        while not self.cut and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.cut
 
 
 class DavHandler(BaseHTTPRequestHandler):

@@ -71,13 +71,13 @@ _ADDED = ',"package":null,"change":"added"}\n'
 _Stat = collections.namedtuple("_Stat", ["st_mode", "st_uid", "st_gid", "st_size", "st_mtime_ns", "st_ctime_ns",
                                          "st_ino", "st_dev", "st_nlink", "st_blocks"])
 
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
 
 def _stat_of(info):
     return _Stat(info.st_mode, info.st_uid, info.st_gid, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
                  info.st_ino, info.st_dev, info.st_nlink, info.st_blocks)
-
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def relative_name(path, option="roots"):

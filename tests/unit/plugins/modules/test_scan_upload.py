@@ -127,7 +127,7 @@ def test_a_failed_upload_resumes_and_skips_the_whole_parts(scanned, dav):
     victim.write_bytes(b"D" * 600000)  # changed since the scan: the part holding it fails
     with pytest.raises(FerryError, match="etc/d changed since the scan"):
         scan_upload.run(params(scanned, dav), False)
-    assert dav.cut and not any(path.endswith("latest.json") for path in dav.files)
+    assert dav.wait_cut() and not any(path.endswith("latest.json") for path in dav.files)
     sent = [path for path in dav.files if "part-" in path]
     assert sent  # the parts before it are whole in the store
     victim.write_bytes(FILES[b"etc/d"])
