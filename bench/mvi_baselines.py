@@ -22,6 +22,7 @@ The URI (with its password) comes in a file, never on the command line.
 import json
 import logging
 import sys
+import time
 import zipfile
 
 # The original's collection list (MongoAccessor.collections): the only members it restores.
@@ -44,6 +45,7 @@ class Counts:
     def __init__(self):
         self.read = self.inserted = self.duplicates = 0
         self.bulk_slices = self.bulk_failed = self.single_slices = 0
+        self.insert_s = 0.0  # the time spent sending slices (the data phase, beside ferry's docs_per_s)
 
     def as_dict(self):
         return dict(vars(self))
@@ -118,7 +120,9 @@ def restore_original(archive_path, database, counts=None):
                 documents = json.loads(member.read())
             counts.read += len(documents)
             if documents:
+                began = time.monotonic()
                 restore_documents(database[name], name, documents, counts)
+                counts.insert_s += time.monotonic() - began
     log.info("Finished restore.")
     return counts
 
