@@ -32,11 +32,13 @@ description:
     is left out (the package brings it back) unless it changed; directories of unpackaged trees are listed so
     their modes and owners come back.
   - The report is written under a temporary name and renamed into place, in bounded memory whatever the number
-    of files; a report without its final summary line is refused by every reader.
+    of files (the walk holds the directories it lists ahead, each as big as its directory); a report without its
+    final summary line is refused by every reader.
   - "Rescans are fast: the step keeps a stat cache (C(steps/<step>.statcache) in O(state_dir)): a regular file
     whose path, size, mtime, ctime and inode are unchanged since the last complete scan is not read again. The
-    cache is replaced only when a scan completes. The other files are hashed on O(hash_workers) processes.
-    With O(force), the cache is not used: every file is read again."
+    cache is replaced only when a scan completes, and left as it is when it would come out the same. Directories
+    are listed, and the other files hashed, on O(hash_workers) processes. With O(force), the cache is not used:
+    every file is read again."
   - The step runs every time (a machine changes between two scans with the same options). When the new report
     has the same content as the one at O(dest) (the same header but for its time, packages and files), O(dest)
     is left as it is and the task reports no change; otherwise O(dest) is replaced.
@@ -95,8 +97,8 @@ options:
     default: true
   hash_workers:
     description:
-      - Processes hashing the files that are not in the stat cache, from 1 to 64. By default the CPUs this
-        process may run on.
+      - Processes listing the directories and hashing the files that are not in the stat cache, from 1 to 64. By
+        default the CPUs this process may run on.
     type: int
   one_file_system:
     description:
