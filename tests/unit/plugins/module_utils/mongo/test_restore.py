@@ -158,11 +158,12 @@ def test_fail_refuses_conflicting_documents_only():
 
 def test_lookups_go_in_chunks():
     coll = FakeCollection()
-    docs = [{"_id": i} for i in range(250)]
+    docs = [{"_id": i} for i in range(restore.LOOKUP_CHUNK * 2 + 10)]
     writer(coll).write(batch_of(docs))
     w = writer(coll)
     w.write(batch_of(docs))
-    assert w.counts["identical"] == 250 and coll.finds == [100, 100, 50]
+    chunk = restore.LOOKUP_CHUNK
+    assert w.counts["identical"] == len(docs) and coll.finds == [chunk, chunk, 10]
 
 
 def test_another_write_error_names_collection_id_code_and_reason_with_counts():
