@@ -522,7 +522,7 @@ class Walk:
         for self._section, top in enumerate(self.roots):
             yield from self._walk_root(top)
         self._section = len(self.roots)
-        if self._batch.lines:
+        if self._batch.lines or self._batch.cache:  # cache blocks alone: an unchanged directory's copy
             yield self._take()
 
     def _take(self):

@@ -502,3 +502,17 @@ def test_a_directory_s_rows_make_the_same_blocks_whatever_the_batches(tmp_path, 
     index = CacheIndex([cache])
     assert [len(index.pieces(0, name)) for name in (b"d0", b"d1")] == [3, 3]  # 12 rows and 11 rows
     assert len(index.rows(index.pieces(0, b"d0"))[0]) == 12
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_last_directory_s_rows_are_kept_when_its_lines_fill_the_last_batch(tmp_path, workers):
+    """An unchanged directory's rows are copied after its lines: when those lines end the walk's last batch, the
+    copy still goes into the cache (a batch of no line but cache blocks is one too)."""
+    for number in range(7):
+        make(tmp_path / "root", b"d/f%d" % number, b"%d" % number)
+    root, cache = str(tmp_path / "root"), str(tmp_path / "c")
+    records(Walk(root, cache_in=cache, cache_out=cache, batch_files=8, hash_workers=workers))
+    for _again in range(2):
+        again = Walk(root, cache_in=cache, cache_out=cache, batch_files=8, hash_workers=workers)
+        records(again)  # the root's line for d, then d's 7 lines from the cache: 8 records, the batch is full
+        assert again.counts["cached"] == 7 and again.counts["hashed"] == 0
