@@ -29,9 +29,11 @@ __metaclass__ = type
 
 import errno
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     FerryError,
@@ -400,3 +402,44 @@ def _lookup(name, function, field, what):
         return getattr(function(str(name)), field)
     except KeyError:
         raise FerryError("no %s named %s on this host" % (what, name))
+
+
+class BackgroundWriter:
+    """``write(item)`` called on each item :meth:`put` gives, in order, in a thread of its own: zlib, hashlib and
+    file writes let go of the GIL, so the producer goes on meanwhile. At most ``ahead`` items wait (bounded
+    memory). The thread's first error is raised by the next :meth:`put` or by :meth:`close`; after it, items are
+    dropped. :meth:`abort` waits for the thread and drops its error (the caller is failing already)."""
+
+    def __init__(self, write, ahead=1, name="ferry-writer"):
+        self.write = write
+        self.items = queue.Queue(maxsize=ahead)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            item = self.items.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.write(item)
+                except BaseException as exc:  # pylint: disable=broad-exception-caught
+                    self.error = exc  # raised in the producer's thread by put/close
+
+    def put(self, item):
+        if self.error is not None:
+            raise self.error
+        self.items.put(item)
+
+    def close(self):
+        self.abort()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self):
+        if self.thread is not None:
+            self.items.put(None)
+            self.thread.join()
+            self.thread = None

@@ -21,13 +21,10 @@ __metaclass__ = type
 import hashlib
 import io
 import json
-import threading
 import zipfile
 
-import queue
-
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, remove_quietly
-from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import BackgroundWriter, StagedFile
 
 FORMAT = "ferry.mongo_backup"
 FORMAT_VERSION = 1
@@ -48,44 +45,6 @@ def collection_of(member):
     if member.startswith(COLLECTIONS_DIR) and member.endswith(".jsonl"):
         return member[len(COLLECTIONS_DIR):-len(".jsonl")] or None
     return None
-
-
-class _Deflater:
-    """Hashes and writes (deflates) a member's chunks in a thread: zlib and hashlib let go of the GIL on large
-    buffers, so the next chunk is encoded while this one is compressed. At most two chunks wait (bounded memory);
-    the thread's error is raised by the next ``put`` or by ``close``."""
-
-    def __init__(self, handle, digest):
-        self.handle = handle
-        self.digest = digest
-        self.chunks = queue.Queue(maxsize=2)
-        self.error = None
-        self.thread = threading.Thread(target=self._run, name="ferry-deflate", daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while True:
-            data = self.chunks.get()
-            if data is None:
-                return
-            if self.error is None:
-                try:
-                    self.digest.update(data)
-                    if self.handle is not None:
-                        self.handle.write(data)
-                except BaseException as exc:  # raised in the writing thread by put/close
-                    self.error = exc
-
-    def put(self, data):
-        if self.error is not None:
-            raise self.error
-        self.chunks.put(data)
-
-    def close(self):
-        self.chunks.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
 
 
 class Member:
@@ -115,9 +74,14 @@ class Member:
             return
         data, self._pending = self._pending, bytearray()
         self.bytes += len(data)
-        if self._deflater is None:
-            self._deflater = _Deflater(self.handle, self.digest)
+        if self._deflater is None:  # the chunk is hashed and deflated while the next one is encoded
+            self._deflater = BackgroundWriter(self._write, ahead=2, name="ferry-deflate")
         self._deflater.put(data)
+
+    def _write(self, data):
+        self.digest.update(data)
+        if self.handle is not None:
+            self.handle.write(data)
 
     def finish(self):
         """Flush what is pending and wait for the thread; then the digest and the member are complete."""

@@ -23,14 +23,12 @@ import binascii
 import hashlib
 import json
 import os
-import queue
 import tempfile
-import threading
 import zlib
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import Gunzip
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile
+from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import BackgroundWriter, StagedFile
 
 FORMAT = "ferry-scan"
 VERSION = 1
@@ -87,9 +85,7 @@ class ReportWriter:
         self._file_digest = hashlib.sha256()
         self._staged = StagedFile.create(path) if path is not None else None
         self._deflate = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, 31)
-        self._queue = queue.Queue(maxsize=1)
-        self._thread = None
-        self._error = None
+        self._deflater = None  # a BackgroundWriter: the report is deflated beside the walk
         self._pending = []
         self._pending_bytes = 0
         self._spool = None
@@ -181,33 +177,15 @@ class ReportWriter:
     def _hand_over(self, data, final):
         if self._staged is None:
             return  # check mode: only the content digest is wanted
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._deflate_loop, name="ferry-report", daemon=True)
-            self._thread.start()
-        self._queue.put((data, final))
+        if self._deflater is None:
+            self._deflater = BackgroundWriter(self._deflate_and_write, name="ferry-report")
+        self._deflater.put((data, final))
         if final:
-            self._stop_thread()
-        if self._error is not None:
-            raise self._error  # a full disk, say: the writer stops here
+            deflater, self._deflater = self._deflater, None
+            deflater.close()  # a full disk, say: the writer stops here
 
-    def _deflate_loop(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is None:
-                try:
-                    self._deflate_and_write(*item)
-                except BaseException as exc:  # pylint: disable=broad-exception-caught
-                    self._error = exc  # raised by the writer's thread at its next flush
-
-    def _stop_thread(self):
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def _deflate_and_write(self, data, final):
+    def _deflate_and_write(self, item):
+        data, final = item
         data = self._deflate.compress(data)
         if final:
             data += self._deflate.flush()
@@ -239,7 +217,9 @@ class ReportWriter:
 
     def abort(self):
         self._drop_spool()
-        self._stop_thread()  # the batches handed over are written first: the file is then removed
+        if self._deflater is not None:  # the batches handed over are written first: the file is then removed
+            deflater, self._deflater = self._deflater, None
+            deflater.abort()
         if self._staged is not None:
             self._staged.abort()
         self._state = "closed"

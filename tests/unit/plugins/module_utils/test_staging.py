@@ -16,6 +16,7 @@ import pytest
 from ansible_collections.ferry.migrate.plugins.module_utils.core import staging
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import (
+    BackgroundWriter,
     NoSpace,
     StagedDir,
     StagedFile,
@@ -360,3 +361,26 @@ def test_check_space_stops_before_the_file_system_gets_too_full(tmp_path, monkey
                                       r"\(min_free_mb\), and caf\\xe9\.wsp needs 1\.0 MiB$"):
         check_space(str(tmp_path), 1 << 20, 100 << 20, os.fsdecode(b"caf\xe9.wsp"))
     assert issubclass(NoSpace, FerryError)
+
+
+def test_a_background_writer_writes_in_order_and_raises_its_error_in_the_producer():
+    written = []
+
+    def write(item):
+        if item == "boom":
+            raise OSError(28, "No space left on device")
+        written.append(item)
+
+    writer = BackgroundWriter(write, ahead=2)
+    for item in range(50):
+        writer.put(item)
+    writer.close()
+    assert written == list(range(50))
+    failing = BackgroundWriter(write)
+    failing.put("boom")
+    with pytest.raises(OSError, match="No space left"):
+        for item in range(1000):  # raised by a later put (or by close)
+            failing.put(item)
+        failing.close()
+    failing.abort()  # a failing caller's clean-up: waits, raises nothing
+    assert written == list(range(50))

@@ -142,7 +142,7 @@ def test_a_rescan_s_lines_are_held_back_then_deflated_only_when_the_content_diff
     compressed = []
     real = report_module.ReportWriter._deflate_and_write
     monkeypatch.setattr(report_module.ReportWriter, "_deflate_and_write",
-                        lambda self, data, final: compressed.append(len(data)) or real(self, data, final))
+                        lambda self, item: compressed.append(len(item[0])) or real(self, item))
     again = write(path, files=files, unless_content=first.content_sha256)
     assert again.kept and path.read_bytes() == before and os.listdir(str(tmp_path)) == ["report.jsonl.gz"]
     assert (sum(compressed) == 0) == (spool_most > 600)  # held back whole, or deflated past the limit
