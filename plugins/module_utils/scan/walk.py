@@ -390,13 +390,6 @@ def resume_name(cache):
 
 
 # -- the walk ------------------------------------------------------------------------------------------------
-def walk_key(rel):
-    """What orders the walk of one scan root: a directory's entries together, by name, directories depth first
-    (a directory's record comes before its content, in the listing of its parent)."""
-    parent, _sep, name = rel.rpartition(b"/")
-    return parent.split(b"/"), name
-
-
 class Batch:
     """Lines of the report in walk order; a line waiting for a digest is ``[head, tail]`` (see ``holes``)."""
 

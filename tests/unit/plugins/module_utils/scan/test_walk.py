@@ -31,7 +31,6 @@ from ansible_collections.ferry.migrate.plugins.module_utils.scan.walk import (
     cache_block,
     cache_row,
     scan_roots,
-    walk_key,
 )
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="devices and owners need root")
@@ -54,6 +53,12 @@ def records(walk):
         assert len(parsed) == batch.records
         found.extend(parsed)
     return found
+
+
+def walk_key(rel):
+    """The walk's order within a scan root: a directory's entries together, by name, directories depth first."""
+    parent, _sep, name = rel.rpartition(b"/")
+    return parent.split(b"/"), name
 
 
 def by_path(found):
