@@ -178,7 +178,7 @@ run_molecule() {
         molecule reset --scenario-name "$scenario" >/dev/null 2>&1 || true
         local started=$SECONDS
         molecule test --scenario-name "$scenario" || failed+=("$scenario")
-        log "molecule scenario $scenario: $((SECONDS - started)) s"  # the lanes are CI's critical path
+        log "molecule scenario $scenario: $((SECONDS - started)) s"  # what to move when a lane grows too long
     done
     [ ${#failed[@]} -eq 0 ] || die "molecule scenarios failed: ${failed[*]}"
 }
