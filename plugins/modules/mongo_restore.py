@@ -29,6 +29,10 @@ description:
     (an earlier run, or another source with the same document) is counted and left. A conflicting one is skipped,
     replaced or an error, as O(on_duplicate) says. Any other write error fails the restore naming the collection,
     the C(_id), the server's code and reason, with the counts so far.
+  - A batch cut by a network error is sent once more, by the module. The driver's retryable writes are off
+    (C(retryWrites=false), over the URI's), as a batch sent twice is harmless here: what the first attempt inserted
+    comes back as identical duplicates. A second network error on the same batch fails the restore; a rerun
+    resumes.
   - Resumable. After acknowledged batches the step's journal records the source, collection and line; a killed
     or stopped run goes on from there, and the batch that was in flight comes back as identical duplicates, so
     the target ends up as after an uninterrupted run. A rerun with the same zips (same path, size and modification

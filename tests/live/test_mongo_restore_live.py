@@ -167,8 +167,8 @@ def test_on_duplicate_fail(servers, source, target, tmp_path):
     assert result["changed"] is False and result["duplicates"] == 3
 
 
-def big_zip(source, servers, tmp_path, count):
-    name = fresh("big")
+def big_zip(source, servers, tmp_path, count, name=None):
+    name = name or fresh("big")
     docs = [{"_id": "%08d-%s" % (i, uuid.uuid4()), "dataset_id": "d%d" % (i % 7), "n": i, "pad": "x" * 300}
             for i in range(count)]
     for start in range(0, count, 5000):
@@ -311,6 +311,46 @@ def test_verification_fails_when_the_server_did_not_take_every_document(
     with pytest.raises(FerryError, match=r"verification failed .*DataSets: 50 document\(s\) read, 49 acknowledged "
                                          r"by the server, 1 of 50 checked missing \(\"d49\"\)"):
         mongo_restore.run(params, False)
+
+
+def test_a_batch_cut_by_a_network_error_is_sent_again_by_a_client_that_does_not_retry_writes(
+        servers, source, target, tmp_path, monkeypatch):
+    """The restore's client has the driver's retryable writes off; the first batch goes half in, then the
+    connection "drops": the resend inserts the rest and meets the first half as identical duplicates."""
+    name = fresh("big")
+    zip_path = big_zip(source, servers, tmp_path, 3000, name)
+    real = pymongo.collection.Collection.insert_many
+    calls = []
+
+    def cut_once(coll, docs, ordered=True, **kwargs):
+        calls.append((len(docs), coll.database.client.options.retry_writes))
+        if len(calls) == 1:
+            real(coll, docs[:len(docs) // 2], ordered=ordered, **kwargs)
+            raise pymongo.errors.AutoReconnect("connection closed (test)")
+        return real(coll, docs, ordered=ordered, **kwargs)
+
+    monkeypatch.setattr(pymongo.collection.Collection, "insert_many", cut_once)
+    database = fresh("rst")
+    result = mongo_restore.run(restore_params(servers, zip_path, database, tmp_path / "state", batch_size=1000,
+                                              verify="full"), False)
+    assert [retry for _size, retry in calls] == [False] * len(calls)
+    assert calls[0][0] == calls[1][0] == 1000 and len(calls) == 4
+    assert (result["inserted"], result["duplicates"], result["conflicting"]) == (2500, 500, 0)
+    assert result["verified"]
+    assert raw_sets(target, database) == raw_sets(source, name, ["DataSetFiles"])
+
+
+def test_a_second_network_error_on_the_same_batch_fails_naming_the_collection(
+        servers, source, target, tmp_path, monkeypatch):
+    zip_path = big_zip(source, servers, tmp_path, 10)
+
+    def cut(coll, docs, ordered=True, **kwargs):
+        raise pymongo.errors.AutoReconnect("connection closed (test)")
+
+    monkeypatch.setattr(pymongo.collection.Collection, "insert_many", cut)
+    with pytest.raises(FerryError, match=r"collection DataSetFiles: the insert of 10 document\(s\) failed: "
+                                         r"connection closed \(test\); so far read 0, inserted 0"):
+        mongo_restore.run(restore_params(servers, zip_path, fresh("rst"), tmp_path / "state"), False)
 
 
 def test_a_zip_of_no_collection_is_refused_not_restored_as_nothing(servers, target, tmp_path):

@@ -143,10 +143,12 @@ def describe(params):
     return "%s@%s" % (user(params) or "(no user)", where(params))
 
 
-def client_kwargs(params):
+def client_kwargs(params, retry_writes=True):
     """MongoClient's keyword arguments (without the URI); TLS files are handled by :func:`connect`."""
     timeout_ms = int(params.get("connect_timeout") or 10) * 1000
     kwargs = dict(serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, appname="ferry.migrate")
+    if not retry_writes:
+        kwargs["retryWrites"] = False  # over the URI's: keyword arguments win in MongoClient
     if not params.get("uri"):
         # SecantusDB (and a replica set member) advertises a set: talk to this node, do not discover.
         kwargs.update(host=params.get("login_host"), port=params.get("login_port"), directConnection=True)
@@ -169,8 +171,8 @@ def client_kwargs(params):
     return kwargs
 
 
-def _make_client(params):
-    kwargs = client_kwargs(params)
+def _make_client(params, retry_writes):
+    kwargs = client_kwargs(params, retry_writes)
     uri = params.get("uri")
     if params.get("ssl") and params.get("ssl_keyfile"):
         # pymongo 4 reads certificate and key from one file: join them in a private one, read when the client is
@@ -190,14 +192,16 @@ def _make_client(params):
     return pymongo.MongoClient(uri, **kwargs) if uri else pymongo.MongoClient(**kwargs)
 
 
-def connect(params, database=None):
+def connect(params, database=None, retry_writes=True):
     """A MongoClient, after ``ping`` and one command that needs a login (listing ``database``'s collections, by
-    default ``login_database``'s); a :class:`FerryError` naming the cause otherwise."""
+    default ``login_database``'s); a :class:`FerryError` naming the cause otherwise. ``retry_writes=False`` for a
+    caller whose writes are idempotent by themselves and resends them (the driver's retryable writes make the
+    server keep a digest of every write command)."""
     if pymongo is None:
         raise FerryError("pymongo is not installed on this host (pip install 'pymongo>=4.3'): %s"
                          % PYMONGO_IMPORT_ERROR)
     try:
-        client = _make_client(params)
+        client = _make_client(params, retry_writes)
     except (pymongo.errors.ConfigurationError, ValueError, TypeError, OSError) as exc:
         raise FerryError("cannot connect to MongoDB as %s: %s" % (describe(params), _scrub(params, exc)))
     try:

@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import time
 
+import pymongo
 import pytest
 import yaml
 
@@ -83,6 +84,16 @@ def test_client_options_direct_connection_and_timeouts():
     assert kwargs["authSource"] == "DLAAS" and kwargs["authMechanism"] == "SCRAM-SHA-1"
     assert kwargs["tls"] is True and kwargs["tlsAllowInvalidCertificates"] is True
     assert "directConnection" not in connection.client_kwargs(_params(uri="mongodb://h/"))
+
+
+def test_retry_writes_off_wins_over_the_uri():
+    assert "retryWrites" not in connection.client_kwargs(_params(login_host="h"))
+    kwargs = connection.client_kwargs(_params(uri="mongodb://h/?retryWrites=true"), retry_writes=False)
+    client = pymongo.MongoClient("mongodb://h/?retryWrites=true", connect=False, **kwargs)
+    try:
+        assert client.options.retry_writes is False
+    finally:
+        client.close()
 
 
 def test_closed_port_fails_clearly_within_the_timeout(closed_port):

@@ -17,7 +17,7 @@ from pathlib import Path
 import bson
 import pytest
 from bson.raw_bson import RawBSONDocument
-from pymongo.errors import BulkWriteError
+from pymongo.errors import AutoReconnect, BulkWriteError
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.mongo import backupzip, extjson, profile, restore
@@ -154,6 +154,35 @@ def test_fail_refuses_conflicting_documents_only():
     assert w.counts["identical"] == 1
     with pytest.raises(FerryError, match=r'collection DataSets: 1 document\(s\) already exist .*_id "clash"; so far'):
         w.write(batch_of([{"_id": "clash", "v": 2}, {"_id": "new"}]))
+
+
+class CutCollection(FakeCollection):
+    """Takes the first ``half`` documents of the next ``cuts`` sends, then loses the connection."""
+
+    def __init__(self, cuts, half):
+        super().__init__()
+        self.cuts, self.half = cuts, half
+
+    def insert_many(self, docs, ordered=True):
+        if self.cuts:
+            self.cuts -= 1
+            super().insert_many(docs[:self.half], ordered)
+            raise AutoReconnect("connection closed")
+        return super().insert_many(docs, ordered)
+
+
+def test_a_batch_is_sent_once_more_after_a_network_error():
+    coll = CutCollection(cuts=1, half=3)
+    w = writer(coll)
+    w.write(batch_of([{"_id": i} for i in range(8)]))
+    assert (w.counts["inserted"], w.counts["identical"]) == (5, 3) and len(coll.docs) == 8
+
+
+def test_a_second_network_error_fails_with_the_counts():
+    w = writer(CutCollection(cuts=2, half=0))
+    with pytest.raises(FerryError, match=r"collection DataSets: the insert of 2 document\(s\) failed: connection "
+                                         r"closed; so far read 0, inserted 0"):
+        w.write(batch_of([{"_id": 1}, {"_id": 2}]))
 
 
 def test_lookups_go_in_chunks():
