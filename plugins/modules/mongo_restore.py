@@ -30,7 +30,7 @@ description:
     replaced or an error, as O(on_duplicate) says. Any other write error fails the restore naming the collection,
     the C(_id), the server's code and reason, with the counts so far.
   - A batch cut by a network error is sent once more, by the module. The driver's retryable writes are off
-    (C(retryWrites=false), over the URI's), as a batch sent twice is harmless here: what the first attempt inserted
+    (C(retryWrites=false), over the URI's), as a batch sent twice is harmless here; what the first attempt inserted
     comes back as identical duplicates. A second network error on the same batch fails the restore; a rerun
     resumes.
   - Resumable. After acknowledged batches the step's journal records the source, collection and line; a killed
