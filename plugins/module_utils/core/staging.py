@@ -331,8 +331,9 @@ def check_space(directory, needed, min_free, what):
         existing = os.path.dirname(existing)  # a directory not made yet: the file system it will be on
     free = free_bytes(existing)
     if free - needed < min_free:
-        message = "not enough free space in %s: %s free, %s must stay free (min_free_mb)" % (
-            directory, human_bytes(free), human_bytes(min_free))
+        message = "not enough free space in %s: %s free" % (directory, human_bytes(free))
+        if min_free:  # the option of the callers that have one
+            message += ", %s must stay free (min_free_mb)" % human_bytes(min_free)
         raise NoSpace(message + (", and %s needs %s" % (readable(what), human_bytes(needed)) if needed else ""))
 
 

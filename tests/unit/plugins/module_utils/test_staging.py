@@ -360,6 +360,8 @@ def test_check_space_stops_before_the_file_system_gets_too_full(tmp_path, monkey
     with pytest.raises(NoSpace, match=r"not enough free space in .*: 100\.0 MiB free, 100\.0 MiB must stay free "
                                       r"\(min_free_mb\), and caf\\xe9\.wsp needs 1\.0 MiB$"):
         check_space(str(tmp_path), 1 << 20, 100 << 20, os.fsdecode(b"caf\xe9.wsp"))
+    with pytest.raises(NoSpace, match=r"not enough free space in .*: 100\.0 MiB free, and x needs 101\.0 MiB$"):
+        check_space(str(tmp_path), 101 << 20, 0, "x")  # no min_free: no option to name
     assert issubclass(NoSpace, FerryError)
 
 
