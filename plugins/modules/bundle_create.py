@@ -258,7 +258,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.export import
     BundleWriter,
     ExportPlan,
 )
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.tartree import OUTSIDE_POLICIES
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tartree import OUTSIDE_POLICIES
 
 RANGES = {"compress_level": (0, 9), "min_free_mb": (0, None)}
 PATHS = ("zenhome", "dest", "zodb_dump", "zodb_session_dump", "zep_dump", "component_list", "rrdpath_map",

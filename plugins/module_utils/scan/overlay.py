@@ -32,7 +32,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError, readable
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile
 from ansible_collections.ferry.migrate.plugins.module_utils.scan.report import name_of
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.tartree import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tartree import (
     BLOCK,
     END,
     Meta,

@@ -51,7 +51,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedFile, check_space
 from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.bundle import COLLECTOR_NAME, UUID, InsertWatcher
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.tartree import (
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tartree import (
     BLOCK,
     CHUNK,
     END,

@@ -32,7 +32,7 @@ from ansible_collections.ferry.migrate.plugins.module_utils.core.common import (
     readable,
 )
 from ansible_collections.ferry.migrate.plugins.module_utils.core.staging import StagedDir
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss.tartree import TreeWalk
+from ansible_collections.ferry.migrate.plugins.module_utils.core.tartree import TreeWalk
 
 
 class _FileShim:

@@ -22,7 +22,8 @@ import pytest
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
 from ansible_collections.ferry.migrate.plugins.module_utils.core.journal import Journal, Stopped
-from ansible_collections.ferry.migrate.plugins.module_utils.zenoss import export, tartree
+from ansible_collections.ferry.migrate.plugins.module_utils.core import tartree
+from ansible_collections.ferry.migrate.plugins.module_utils.zenoss import export
 from ansible_collections.ferry.migrate.plugins.modules import bundle_check, bundle_create
 
 from tests.support.import4_check import Import4CheckFailed, import4_check
