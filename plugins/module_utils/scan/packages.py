@@ -224,6 +224,22 @@ class Canonical:
         return real + b"/" + name if real else name
 
     def _resolve(self, parent):
+        above, slash, name = parent.rpartition(b"/")
+        if slash and name not in (b"", b".", b".."):
+            # one lstat from the resolved directory above; a link (or anything odd) takes the full resolution
+            if above not in self.cache:
+                self.cache[above] = self._resolve(above)
+            real = self.cache[above]
+            if real is None:
+                return None
+            joined = real + b"/" + name if real else name
+            try:
+                if not stat.S_ISLNK(os.lstat(os.path.join(self.root, joined)).st_mode):
+                    return joined
+            except (FileNotFoundError, NotADirectoryError):
+                return joined  # missing: what is below it cannot hold a link either
+            except OSError:
+                pass
         try:
             found, missing = resolve_in_root(self.root, parent)
         except FerryError:
@@ -270,15 +286,20 @@ def package_paths(root):
     paths = set()
     for package, stem, _stanza in _installed_stanzas(root):
         for line in _info_lines(info, stem, b".list"):
-            relative = _where(_relative(line), package, diverted)
-            if relative:
-                paths.add(relative)
-                real = canonical(relative)
-                if real is not None:
-                    paths.add(real)
-                    if real.count(b"/") < 2:  # the merged-/usr links are at the top; a deep check costs an lstat
-                        paths.add(canonical.directory(real) or real)
+            _own(paths, canonical, _where(_relative(line), package, diverted))
     return paths
+
+
+def _own(paths, canonical, relative):
+    """Add a listed path to :func:`package_paths`' set: as listed, as the root resolves it, and where a link at
+    the top leads."""
+    if relative:
+        paths.add(relative)
+        real = canonical(relative)
+        if real is not None:
+            paths.add(real)
+            if real.count(b"/") < 2:  # the merged-/usr links are at the top; a deep check costs an lstat
+                paths.add(canonical.directory(real) or real)
 
 
 def conffiles(stanza):
@@ -308,10 +329,11 @@ def md5sums(info, stem):
     return found
 
 
-def check_items(root, counts=None):
+def check_items(root, counts=None, owned=None):
     """What :func:`package_file_changes` checks: ``(package, path, md5, conffile)`` per package file, path
     canonical, each path once (the first package listing it wins, as ``dpkg -S`` lists it first); md5 None for
-    the other entries of info/<pkg>.list (directories, symlinks), checked for existence only."""
+    the other entries of info/<pkg>.list (directories, symlinks), checked for existence only. ``owned`` (a set),
+    when given, gets :func:`package_paths` from the same reading of the package lists."""
     directory = dpkg_dir(root)
     if directory is None:
         return
@@ -332,8 +354,11 @@ def check_items(root, counts=None):
         entries += [(path, md5, False) for path, md5 in md5sums(info, stem) if path not in mine]
         summed = set(path for path, _md5, _conffile in entries).union(mine)
         # directories and symlinks: dpkg keeps no md5 for them, only that they exist
-        entries += [(path, None, False) for path in map(_relative, _info_lines(info, stem, b".list"))
-                    if path and path not in summed]
+        listed = [_relative(line) for line in _info_lines(info, stem, b".list")]
+        if owned is not None:
+            for relative in listed:
+                _own(owned, canonical, _where(relative, package, diverted))
+        entries += [(path, None, False) for path in listed if path and path not in summed]
         for relative, md5, conffile in entries:
             path = canonical(_where(relative, package, diverted))
             if path is None:  # under a link out of the root: not looked at
@@ -348,7 +373,8 @@ def _add(counts, key, amount=1):
         counts[key] = counts.get(key, 0) + amount
 
 
-def package_file_changes(root, workers=None, counts=None, progress=None, cache_in=None, cache_out=None):
+def package_file_changes(root, workers=None, counts=None, progress=None, cache_in=None, cache_out=None,
+                         owned=None):
     """Report file records of the package files of ``root`` that are modified or deleted (dpkg, else rpm).
 
     The md5s are read on ``workers`` processes (default: the CPUs), in groups of :data:`GROUP_FILES`, streamed:
@@ -358,15 +384,18 @@ def package_file_changes(root, workers=None, counts=None, progress=None, cache_i
     ``progress(checked)``, when given, is called after each group (a journal step's progress; it may raise to
     stop: the pool is stopped). ``cache_in`` (a path, or None): the md5s of the last complete check by (path, size,
     mtime, ctime, inode): an unchanged file is not read again; ``cache_out``: where this check's are written (staged,
-    published when it completes)."""
+    published when it completes). ``owned`` (a set), when given, gets :func:`package_paths` once every record is
+    out."""
     if dpkg_dir(root) is None:
         if rpm_available(root):
             yield from rpm_file_changes(root, counts)
+            if owned is not None:
+                owned.update(rpm_paths(root))
         return
     workers = workers or default_workers()
     users, groups = read_passwd(root).by_id, read_group(root).by_id
     root_bytes = os.path.abspath(os.fsencode(root))
-    jobs = ((root_bytes, group) for group in _chunks(check_items(root, counts), GROUP_FILES))
+    jobs = ((root_bytes, group) for group in _chunks(check_items(root, counts, owned), GROUP_FILES))
     checked = 0
     _MD5_CACHE.clear()
     _MD5_CACHE.update(read_md5_cache(cache_in))  # before the pool forks: the workers read it

@@ -201,14 +201,14 @@ def write_packages(writer, root, excluded, workers, counts, md5_caches=(None, No
     for package in itertools.chain(packages_module.dpkg_packages(root), packages_module.rpm_packages(root)):
         writer.package(package)
         counts["packages"] += 1
-    found = {}
+    found, owned = {}, set()
     for record in packages_module.package_file_changes(root, workers=workers, counts=found, cache_in=md5_caches[0],
-                                                       cache_out=md5_caches[1]):
+                                                       cache_out=md5_caches[1], owned=owned):
         if not excluded.covers(name_of(record)):
             writer.file(record)
             _count_change(counts, record)
     counts["skipped"]["unreadable"] += found.get("unreadable", 0)
-    return packages_module.package_paths(root)
+    return owned
 
 
 def _count_change(counts, record):

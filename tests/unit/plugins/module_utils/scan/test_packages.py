@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
-from ansible_collections.ferry.migrate.plugins.module_utils.scan import packages
+from ansible_collections.ferry.migrate.plugins.module_utils.scan import packages, system
 from tests.support.scan_tree import make_prepared_root, prepared_for_tests
 from tests.support.steps import pytest_step_only
 
@@ -96,6 +96,9 @@ def test_package_paths_of_the_prepared_root(prepared):
         assert relative not in paths, relative
     assert prepared["unpackaged_in_package_dir"] not in paths
     assert b"" not in paths and b"." not in paths
+    owned = set()  # the scan takes them from the check's reading of the package lists
+    list(packages.package_file_changes(prepared["root"], workers=1, owned=owned))
+    assert owned == paths
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -303,6 +306,50 @@ def test_a_package_path_is_never_looked_up_through_a_link_out_of_the_root(tmp_pa
     assert packages.package_paths(str(tmp_path)) == {b"lib", b"usr/lib", b"lib/" + host.encode(), real, b"up/x"}
 
 
+def _canonical_reference(root, relative):
+    """What Canonical gives, by resolving the whole parent each time (resolve_in_root)."""
+    parent, slash, name = relative.rpartition(b"/")
+    if not slash:
+        return relative
+    try:
+        found, missing = system.resolve_in_root(root, parent)
+    except FerryError:
+        return None
+    real = os.path.relpath(found, root)
+    real = b"/".join(([] if real == b"." else [real]) + missing)
+    return real + b"/" + name if real else name
+
+
+def test_canonical_resolves_each_directory_once_as_the_whole_resolution_would(tmp_path, monkeypatch):
+    root = os.fsencode(str(tmp_path))
+    for directory in ("usr/lib/deep/er", "usr/share/doc", "opt/a", "etc"):
+        os.makedirs(os.path.join(str(tmp_path), directory))
+    links = {"lib": "usr/lib", "usr/lib/abs": "/usr/share", "usr/lib/deep/up": "../../share/doc",
+             "opt/a/out": "../../..", "opt/a/loop": "loop", "opt/a/dotdot": "../a/../../etc"}
+    for link, target in links.items():
+        os.symlink(target, os.path.join(str(tmp_path), link))
+    (tmp_path / "etc" / "file").write_bytes(b"")
+    parents = [b"lib", b"lib/deep", b"lib/deep/er", b"lib/deep/up", b"lib/abs", b"lib/abs/doc", b"usr/lib/deep/up",
+               b"opt/a/out", b"opt/a/out/x", b"opt/a/loop", b"opt/a/dotdot", b"opt/a/missing/more", b"etc/file",
+               b"etc/file/below", b"lib/../etc", b"lib/./deep", b"caf\xe9/x", b"opt/a/dotdot/caf\xe9"]
+    paths = [b"top"] + [parent + b"/name" for parent in parents]
+    expected = [_canonical_reference(root, path) for path in paths]
+    assert expected[1:4] == [b"usr/lib/name", b"usr/lib/deep/name", b"usr/lib/deep/er/name"]
+    assert None in expected  # the links out of the root and the loop
+    assert [packages.Canonical(str(tmp_path))(path) for path in paths] == expected
+    # a chain of plain directories: one lstat each, not one per component of every parent
+    chain = b"/".join(b"d%d" % depth for depth in range(40))
+    os.makedirs(os.path.join(root, chain))
+    calls = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda path, *args, **kwargs: calls.append(path) or real_lstat(path, *args, **kwargs))
+    canonical = packages.Canonical(str(tmp_path))
+    for depth in range(1, 41):
+        assert canonical(b"/".join(b"d%d" % level for level in range(depth)) + b"/f") == (
+            b"/".join(b"d%d" % level for level in range(depth)) + b"/f")
+    assert len(calls) <= 40
+
+
 def test_a_status_file_that_is_a_symlink_out_of_the_root_is_refused(tmp_path):
     os.makedirs(str(tmp_path / "var/lib/dpkg"))
     other = write(tmp_path / "elsewhere", "status", "Package: x\nStatus: install ok installed\nVersion: 1\n")
@@ -400,8 +447,9 @@ def test_rpm_through_a_stand_in_executable(fake_rpm):
     assert packages.rpm_native_arch(str(root)) == "x86_64"
     assert packages.package_paths(str(root)) == {b"etc/ssh/sshd_config", b"usr/bin/passwd",
                                                  b"usr/share/doc/bash/README", b"usr/lib/link", b"usr/bin/bash"}
-    counts = {}
-    found = dict((r["path"], r) for r in packages.package_file_changes(str(root), counts=counts))
+    counts, owned = {}, set()
+    found = dict((r["path"], r) for r in packages.package_file_changes(str(root), counts=counts, owned=owned))
+    assert owned == packages.package_paths(str(root))
     assert sorted(found) == ["etc/ssh/sshd_config", "etc/sysconfig/gone", "usr/bin/passwd", "usr/lib/link",
                              "usr/share/doc/bash/README", "usr/share/doc/with space.txt"]
     assert found["etc/ssh/sshd_config"]["conffile"] is True and found["etc/ssh/sshd_config"]["mode"] == 0o600
@@ -449,11 +497,12 @@ def test_the_real_host_packages_match_dpkg_query():
 @pytest_step_only  # reads every package file of this machine (25 s cold): once is enough
 def test_the_real_host_changes_match_dpkg_verify():
     """The same set of changed paths as ``dpkg --verify`` (missing directories included), counts plausible."""
-    counts = {}
+    counts, owned = {}, set()
     mine = set(os.fsencode(r["path"]) if "path" in r else r["path_b64"]
-               for r in packages.package_file_changes("/", counts=counts))
+               for r in packages.package_file_changes("/", counts=counts, owned=owned))
     answer = subprocess.run(["dpkg", "--verify"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False).stdout
     theirs = set(re.match(rb"^\S+ +(?:c )?/(.*)$", line).group(1) for line in answer.splitlines())
     paths = packages.package_paths("/")
+    assert owned == paths
     assert len(paths) > 1000 and counts["checked"] > 1000 and counts["bytes"] > 1 << 20
     assert mine == theirs
