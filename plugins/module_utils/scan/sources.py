@@ -4,7 +4,7 @@
 """Where overlay_apply (and scan_to_role) read a scan: a local overlay archive or the store.
 
 A source gives ``name``, ``identity()`` (for the step's fingerprint), ``report()`` (a fresh
-:class:`~.report.Report` each call), ``size_of(sha256)`` (None when it does not hold the object),
+:class:`~.report.Report` each call; the store's is fetched once), ``size_of(sha256)`` (None when it does not hold the object),
 ``pieces(wanted)`` (``(sha256, offset, reader, length)`` of the wanted objects in the order it reads them, and
 ``(None, (scan, part), None, 0)`` after each store part) and ``close()``. Every archive member is checked: only
 ``report.jsonl.gz`` (a local archive's first) and regular files ``objects/<sha256>`` (``.<offset>`` pieces in
@@ -18,6 +18,7 @@ __metaclass__ = type
 import hashlib
 import os
 import tarfile
+import tempfile
 
 from ansible_collections.ferry.migrate.plugins.module_utils.core.archive import iter_members, member_path
 from ansible_collections.ferry.migrate.plugins.module_utils.core.common import FerryError
@@ -152,6 +153,7 @@ class StoreSource:
             raise FerryError("scan %s is not complete in %s (no complete.json): run scan_upload again"
                              % (self.scan, self.name))
         self.report_sha256 = complete.get("report_sha256")
+        self.kept = None  # the report, once read
         self.objects = {}  # sha256 -> index line (size, scan, part, pieces)
         for line in self.store.content_index():
             self.objects[line["sha256"]] = line
@@ -160,9 +162,28 @@ class StoreSource:
         return {"url": self.name, "scan": self.scan, "report_sha256": self.report_sha256}
 
     def report(self):
-        stream = self.store.open_report(self.scan)
-        return read_report(_Checked(stream, self.report_sha256, "%s scan %s report" % (self.name, self.scan)),
-                           "%s scan %s report" % (self.name, self.scan))
+        """The report from one GET: the first call keeps it (compressed, its sha256 checked) in an unlinked
+        temporary file that the later calls read again (overlay_apply reads it three or four times)."""
+        name = "%s scan %s report" % (self.name, self.scan)
+        if self.kept is None:
+            self.kept = self._keep_report(name)
+        return read_report(Slice(self.kept.fileno(), 0, os.fstat(self.kept.fileno()).st_size), name)
+
+    def _keep_report(self, name):
+        kept = tempfile.TemporaryFile(prefix="ferry-report-")
+        try:
+            with self.store.open_report(self.scan) as stream:
+                checked = _Checked(stream, self.report_sha256, name)
+                for data in iter(lambda: checked.read(CHUNK), b""):
+                    kept.write(data)
+            kept.flush()
+        except OSError as exc:
+            kept.close()
+            raise FerryError("cannot keep a copy of %s in %s: %s" % (name, tempfile.gettempdir(), exc))
+        except BaseException:
+            kept.close()
+            raise
+        return kept
 
     def size_of(self, sha):
         line = self.objects.get(sha)
@@ -191,6 +212,9 @@ class StoreSource:
             yield None, (scan, part), None, 0  # a part done: the checkpoint records it
 
     def close(self):
+        if self.kept is not None:
+            self.kept.close()
+            self.kept = None
         self.store.close()
 
 

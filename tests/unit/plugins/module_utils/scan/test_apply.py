@@ -582,11 +582,17 @@ def test_a_scan_comes_back_from_the_store_with_pieces(tmp_path):
         uploaded = upload(tmp_path, STORE_FILES, url=dav.url, instance="web01", url_username="ferry",
                           url_password="pw")
         assert uploaded["parts"] >= 3
+
+        def report_gets():
+            return len([path for path in dav.methods("GET") if path.endswith("/report.jsonl.gz")])
+
         predicted = apply.run(store_params(tmp_path, dav), True)
         assert predicted["changed"] is True and predicted["applied"]["objects"] == 3
         assert not (tmp_path / "root").exists() and not (tmp_path / "state").exists()
+        assert report_gets() == 1  # read three times, fetched once
         result = apply.run(store_params(tmp_path, dav), False)
         assert result["drift_count"] == 0 and result["applied"]["objects"] == 3
+        assert report_gets() == 2
         assert result["scan"]["scan"] == uploaded["scan_id"]
         root = tmp_path / "root"
         assert (root / "etc/big.bin").read_bytes() == BIG
