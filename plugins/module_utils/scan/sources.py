@@ -4,8 +4,8 @@
 """Where overlay_apply (and scan_to_role) read a scan: a local overlay archive or the store.
 
 A source gives ``name``, ``identity()`` (for the step's fingerprint), ``report()`` (a fresh
-:class:`~.report.Report` each call; the store's is fetched once), ``size_of(sha256)`` (None when it does not hold the object),
-``pieces(wanted)`` (``(sha256, offset, reader, length)`` of the wanted objects in the order it reads them, and
+:class:`~.report.Report` each call; the store's is fetched once), ``size_of(sha256)`` (None when it does not hold
+the object), ``pieces(wanted)`` (``(sha256, offset, reader, length)`` of the wanted objects in the order it reads them, and
 ``(None, (scan, part), None, 0)`` after each store part) and ``close()``. Every archive member is checked: only
 ``report.jsonl.gz`` (a local archive's first) and regular files ``objects/<sha256>`` (``.<offset>`` pieces in
 store parts).
@@ -170,7 +170,10 @@ class StoreSource:
         return read_report(Slice(self.kept.fileno(), 0, os.fstat(self.kept.fileno()).st_size), name)
 
     def _keep_report(self, name):
-        kept = tempfile.TemporaryFile(prefix="ferry-report-")
+        try:
+            kept = tempfile.TemporaryFile(prefix="ferry-report-")
+        except OSError as exc:
+            raise FerryError("cannot keep a copy of %s in %s: %s" % (name, tempfile.gettempdir(), exc))
         try:
             with self.store.open_report(self.scan) as stream:
                 checked = _Checked(stream, self.report_sha256, name)
