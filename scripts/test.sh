@@ -251,12 +251,13 @@ run_step() {
     local name=$1 start rc
     printf '\n==================== %s ====================\n' "$name"
     start=$SECONDS
+    mkdir -p "$RUN/steps"
     set +e
-    (set -e; cd "$ROOT"; "step_$name")
-    rc=$?
+    (set -e; cd "$ROOT"; "step_$name") 2>&1 | tee "$RUN/steps/$name.log"
+    rc=${PIPESTATUS[0]}
     set -e
     DURATION[$name]=$((SECONDS - start))
-    if [ $rc -eq 0 ]; then
+    if [ "$rc" -eq 0 ]; then
         STATUS[$name]=passed
     else
         STATUS[$name]="FAILED (exit $rc)"
@@ -294,6 +295,21 @@ finish_background_step() {
     [ "${STATUS[$name]}" = passed ] || FAILED+=("$name")
 }
 
+# What a failed step's log says went wrong, repeated just before the summary: CI keeps only the end of the output.
+failure_digest() {
+    local log="$RUN/steps/$1.log" lines
+    [ -f "$log" ] || return 0
+    printf '\n---------- %s failed: ' "$1"
+    # pytest's "short test summary info" lines, and ansible-test's / ansible-lint's / molecule's errors
+    lines=$(grep -aE '^(FAILED|ERROR) |^ERROR:|^CRITICAL|fatal: \[' "$log" | tail -n 25 || true)
+    if [ -n "$lines" ]; then
+        printf 'its errors (%s) ----------\n%s\n' "$log" "$lines"
+    else
+        printf 'the end of %s ----------\n' "$log"
+        tail -n 25 "$log"
+    fi
+}
+
 usage() { echo "usage: $0 {$(IFS='|'; echo "${STEPS[*]}")|all}" >&2; exit 2; }
 
 main() {
@@ -322,6 +338,7 @@ main() {
                     finish_background_step "$name"
                 fi
             done
+            for name in "${FAILED[@]}"; do failure_digest "$name"; done
             printf '\n==================== summary ====================\n'
             for name in "${summary[@]}"; do
                 printf '  %-9s %-18s %s\n' "$name" "${STATUS[$name]}" "$(fmt_duration "${DURATION[$name]}")"

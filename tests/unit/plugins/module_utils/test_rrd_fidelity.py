@@ -379,9 +379,10 @@ def test_killed_run_resumes_to_the_same_output(tmp_path):
     clean = tmp_path / "clean"
     convert(str(tmp_path / "rrd"), str(clean), cfs=("AVERAGE",))
     killed = tmp_path / "killed"
-    script = ("import sys; sys.path[:0] = %r; import conftest\n"
+    # 0.1 s after each group of 2 (20 groups): the run outlasts the 10 ms polls below however fast the host is
+    script = ("import sys, time; sys.path[:0] = %r; import conftest\n"
               "from tests.unit.plugins.module_utils.test_rrd_fidelity import convert\n"
-              "convert(%r, %r, cfs=('AVERAGE',), files_per_group=2)\n"
+              "convert(%r, %r, cfs=('AVERAGE',), files_per_group=2, stop_check=lambda done: time.sleep(0.1))\n"
               % ([os.getcwd()], str(tmp_path / "rrd"), str(killed)))
     proc = subprocess.Popen([os.sys.executable, "-c", script], cwd=os.getcwd())
     done_log = str(killed) + ".state.done"

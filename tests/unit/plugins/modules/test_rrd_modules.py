@@ -294,7 +294,11 @@ def test_tsdb_killed_run_redoes_only_unfinished_batches(zenoss, tmp_path):
     rrd_to_tsdb.run(params(rrd_to_tsdb, src=zenoss["root"], dest=str(clean), state_dir=str(tmp_path / "s1"),
                            files_per_batch=2, workers=1), False)
     dest, state = tmp_path / "killed", tmp_path / "s2"
-    script = ("import sys; sys.path[:0] = [%r]; import conftest\n"
+    # 0.1 s at each batch's stop check: the run outlasts the 10 ms polls below however fast the host is
+    script = ("import sys, time; sys.path[:0] = [%r]; import conftest\n"
+              "from ansible_collections.ferry.migrate.plugins.module_utils.core import journal\n"
+              "check_stop = journal.Step.check_stop\n"
+              "journal.Step.check_stop = lambda step, done: (time.sleep(0.1), check_stop(step, done))[1]\n"
               "from tests.unit.plugins.modules.test_rrd_modules import params\n"
               "from ansible_collections.ferry.migrate.plugins.modules import rrd_to_tsdb\n"
               "rrd_to_tsdb.run(params(rrd_to_tsdb, src=%r, dest=%r, state_dir=%r, files_per_batch=2, workers=1),"
