@@ -31,8 +31,9 @@ _CACHE = {}
 
 
 def servers():
-    """The test servers' environment (starting them if needed: `up` keeps running ones)."""
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "test-servers"), "up", "mongo", "mongo-target"],
+    """The test servers' environment, with ``mongo`` (the source) started if needed (`up` keeps a running one).
+    The restore bench's target is a server of its own (bench_mongo_restore.Target)."""
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "test-servers"), "up", "mongo"],
                    check=True, stdout=subprocess.DEVNULL)
     with open(SERVERS) as handle:
         return json.load(handle)
