@@ -542,7 +542,8 @@ def changed_record(root, relative, package, conffile, info, change="modified"):
 # --- rpm ----------------------------------------------------------------------------------------------
 
 RPM_DB_DIRS = ("var/lib/rpm", "usr/lib/sysimage/rpm")
-RPM_QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n"
+# VENDOR is the distributor ("Red Hat, Inc."), what dpkg's Origin is; rpm records no repository
+RPM_QUERY = "%{NAME}\\t%{EPOCH}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\n"
 RPM_FILES = "[%{FILENAMES}\\t%{NAME}\\n]"
 RPM_CONTENT_FLAGS = frozenset("SM5LUGP")  # T alone (an mtime) is not a change a rebuild repeats
 _VERIFY_LINE = re.compile(rb"^([SM5DLUGTP.?]{8,9}|missing ) {2}(.) (/.*)$")
@@ -577,13 +578,14 @@ def parse_rpm_packages(lines):
     """Report package dicts of ``rpm -qa --qf RPM_QUERY`` lines (gpg-pubkey pseudo packages dropped)."""
     for line in lines:
         fields = line.decode("utf-8", "replace").split("\t")
-        if len(fields) != 5 or fields[0] == "gpg-pubkey":
+        if len(fields) != 6 or fields[0] == "gpg-pubkey":
             continue
-        name, epoch, version, release, arch = fields
+        name, epoch, version, release, arch, vendor = fields
         epoch = int(epoch) if epoch.isdigit() else None
         full = "%s%s-%s" % ("%d:" % epoch if epoch is not None else "", version, release)
         yield {"manager": "rpm", "name": name, "version": full, "epoch": epoch, "upstream": version,
-               "release": release, "arch": None if arch == "(none)" else arch, "origin": None,
+               "release": release, "arch": None if arch == "(none)" else arch,
+               "origin": None if vendor in ("(none)", "") else vendor,
                "status": "installed"}
 
 

@@ -367,10 +367,11 @@ def test_no_package_database_means_no_packages(tmp_path, monkeypatch):
 
 # --- rpm ------------------------------------------------------------------------------------------------
 
-RPM_QA = (b"bash\t(none)\t5.1.8\t9.el9\tx86_64\n"
-          b"tzdata\t(none)\t2024a\t1.el9\tnoarch\n"
-          b"openssl\t1\t3.0.7\t27.el9\tx86_64\n"
-          b"gpg-pubkey\t(none)\t5a6340b3\t6229229e\t(none)\n")
+RPM_QA = (b"bash\t(none)\t5.1.8\t9.el9\tx86_64\tRed Hat, Inc.\n"
+          b"tzdata\t(none)\t2024a\t1.el9\tnoarch\t(none)\n"
+          b"openssl\t1\t3.0.7\t27.el9\tx86_64\tRocky Enterprise Software Foundation\n"
+          b"gpg-pubkey\t(none)\t5a6340b3\t6229229e\t(none)\t(none)\n"
+          b"short\t(none)\t1\t1\tx86_64\n")  # a line without the vendor field: not this query's, skipped
 
 RPM_VA = (b"S.5....T.  c /etc/ssh/sshd_config\n"
           b".M.......    /usr/bin/passwd\n"
@@ -385,10 +386,11 @@ RPM_VA = (b"S.5....T.  c /etc/ssh/sshd_config\n"
 
 def test_parse_rpm_packages():
     found = list(packages.parse_rpm_packages(RPM_QA.splitlines()))
-    assert [(p["name"], p["version"], p["epoch"], p["upstream"], p["release"], p["arch"]) for p in found] == [
-        ("bash", "5.1.8-9.el9", None, "5.1.8", "9.el9", "x86_64"),
-        ("tzdata", "2024a-1.el9", None, "2024a", "1.el9", "noarch"),
-        ("openssl", "1:3.0.7-27.el9", 1, "3.0.7", "27.el9", "x86_64")]
+    assert [(p["name"], p["version"], p["epoch"], p["upstream"], p["release"], p["arch"], p["origin"])
+            for p in found] == [
+        ("bash", "5.1.8-9.el9", None, "5.1.8", "9.el9", "x86_64", "Red Hat, Inc."),
+        ("tzdata", "2024a-1.el9", None, "2024a", "1.el9", "noarch", None),
+        ("openssl", "1:3.0.7-27.el9", 1, "3.0.7", "27.el9", "x86_64", "Rocky Enterprise Software Foundation")]
     assert found[0]["manager"] == "rpm" and found[0]["status"] == "installed"
 
 
