@@ -4,11 +4,11 @@
 """Where overlay_apply (and scan_to_role) read a scan: a local overlay archive or the store.
 
 A source gives ``name``, ``identity()`` (for the step's fingerprint), ``report()`` (a fresh
-:class:`~.report.Report` each call; the store's is fetched once), ``size_of(sha256)`` (None when it does not hold
-the object), ``pieces(wanted)`` (``(sha256, offset, reader, length)`` of the wanted objects in the order it reads them, and
-``(None, (scan, part), None, 0)`` after each store part) and ``close()``. Every archive member is checked: only
-``report.jsonl.gz`` (a local archive's first) and regular files ``objects/<sha256>`` (``.<offset>`` pieces in
-store parts).
+:class:`~.report.Report` each call; the store's is fetched once), ``size_of(sha256)`` (None when it does not
+hold the object), ``pieces(wanted)`` (``(sha256, offset, reader, length)`` of the wanted objects in the order it
+reads them, and ``(None, (scan, part), None, 0)`` after each store part) and ``close()``. Every archive member is
+checked: only ``report.jsonl.gz`` (a local archive's first) and regular files ``objects/<sha256>``
+(``.<offset>`` pieces in store parts).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -173,7 +173,7 @@ class StoreSource:
         try:
             kept = tempfile.TemporaryFile(prefix="ferry-report-")
         except OSError as exc:
-            raise FerryError("cannot keep a copy of %s in %s: %s" % (name, tempfile.gettempdir(), exc))
+            raise FerryError("cannot keep a copy of %s in %s: %s" % (name, tempfile.gettempdir(), exc)) from exc
         try:
             with self.store.open_report(self.scan) as stream:
                 checked = _Checked(stream, self.report_sha256, name)
@@ -182,7 +182,7 @@ class StoreSource:
             kept.flush()
         except OSError as exc:
             kept.close()
-            raise FerryError("cannot keep a copy of %s in %s: %s" % (name, tempfile.gettempdir(), exc))
+            raise FerryError("cannot keep a copy of %s in %s: %s" % (name, tempfile.gettempdir(), exc)) from exc
         except BaseException:
             kept.close()
             raise

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tarfile
+import tempfile
 
 import pytest
 
@@ -602,6 +603,19 @@ def test_a_scan_comes_back_from_the_store_with_pieces(tmp_path):
         again = apply.run(store_params(tmp_path, dav, force=True), False)
         assert again["changed"] is False
         assert not [path for path in dav.methods("GET")[gets:] if path.endswith(".tar")]  # no part read again
+
+
+def test_no_temporary_file_for_the_store_report_is_a_clear_error(tmp_path, monkeypatch):
+    from tests.support.dav_standin import DavStandin
+    with DavStandin(user="ferry", password="pw") as dav:
+        upload(tmp_path, {b"etc/a": b"a\n"}, url=dav.url, instance="web01", url_username="ferry", url_password="pw")
+
+        def no_space(*_args, **_kwargs):
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(tempfile, "TemporaryFile", no_space)
+        with pytest.raises(FerryError, match=r"cannot keep a copy of .*web01 scan [0-9a-f]+ report in .*: .*No space left"):
+            apply.run(store_params(tmp_path, dav), False)
+        assert not (tmp_path / "root").exists()
 
 
 def test_a_store_report_that_is_not_the_recorded_one_is_refused(tmp_path):
