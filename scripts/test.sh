@@ -301,7 +301,9 @@ failure_digest() {
     [ -f "$log" ] || return 0
     printf '\n---------- %s failed: ' "$1"
     # pytest's "short test summary info" lines, and ansible-test's / ansible-lint's / molecule's errors
-    lines=$(grep -aE '^(FAILED|ERROR) |^ERROR:|^CRITICAL|fatal: \[' "$log" | tail -n 25 || true)
+    # (molecule and ansible colour theirs: the escape codes go first)
+    lines=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -aE '^(FAILED|ERROR) |^ERROR:|CRITICAL|fatal: \[' |
+        tail -n 25 || true)
     if [ -n "$lines" ]; then
         printf 'its errors (%s) ----------\n%s\n' "$log" "$lines"
     else
